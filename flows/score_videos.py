@@ -1,0 +1,68 @@
+"""The main flow: list -> probe -> sample frames -> score -> persist, in shards of videos."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from tasks.scoring import close_run, list_videos, open_run, score_shard
+from vidqa.scorers import SCORERS, TechnicalConfig
+from vidqa.summary import RunSummary
+
+ScorerName = Literal["technical"]
+
+
+class ScoreVideosParams(BaseModel):
+    """Parameters of a scoring run (rendered as a form in the Prefect UI)."""
+
+    source: str = Field(..., title="Source", description="Folder, glob or single video file.")
+    scorers: list[ScorerName] = Field(["technical"], title="Scorers", description="Scorers to run.")
+    technical: TechnicalConfig = Field(
+        default_factory=TechnicalConfig, title="Technical metrics", description="Luminance, sharpness, temporal change."
+    )
+    shard_size: int = Field(16, ge=1, le=10_000, title="Shard size", description="Videos per task.")
+
+    def scorer_specs(self) -> list[dict[str, Any]]:
+        return [{"name": name, "config": getattr(self, name).model_dump(mode="json")} for name in self.scorers]
+
+    def metric_names(self) -> list[str]:
+        return [m for name in self.scorers for m in SCORERS[name].metrics]
+
+
+@flow(name="score-videos", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def score_videos(params: ScoreVideosParams) -> dict[str, Any]:
+    started = time.perf_counter()
+    logger = get_run_logger()
+    run_id = open_run(params.source, params.model_dump(mode="json"), flow_run.id, flow_run.flow_name or "score-videos")
+    refs = list_videos(params.source)
+    shards = [refs[i : i + params.shard_size] for i in range(0, len(refs), params.shard_size)]
+    logger.info("%d videos in %d shards", len(refs), len(shards))
+    futures = score_shard.map(shards, unmapped(params.scorer_specs()), unmapped(run_id))
+
+    outcomes: list[dict[str, Any]] = []
+    for shard, future in zip(shards, futures):
+        future.wait()
+        if future.state.is_completed():
+            outcomes.extend(future.result()["outcomes"])
+        else:
+            # A shard that crashed after its retries: its videos are reported, not lost;
+            # the ledger lets the next run pick them up.
+            reason = f"shard failed: {future.state.message or future.state.name}"
+            outcomes.extend(
+                {"uri": r["uri"], "status": "failed", "reason": reason, "scores_written": 0} for r in shard
+            )
+
+    summary = RunSummary.from_outcomes(
+        run_id, params.source, outcomes, params.metric_names(), time.perf_counter() - started
+    )
+    close_run(summary.to_dict())
+    logger.info(
+        "scored %d, skipped %d, failed %d, %d scores written",
+        summary.n_scored, summary.n_skipped, summary.n_failed, summary.n_scores_written,
+    )
+    return summary.to_dict()

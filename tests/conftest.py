@@ -1,0 +1,132 @@
+"""Shared fixtures: real Postgres (pgserver or VIDQA_DATABASE_URL), Prefect's test harness,
+the shared sample videos, and bad inputs made with the real ffmpeg."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO / ".." / "shared").resolve()
+VIDEOS = SHARED / "videos"
+SAMPLE_VIDEOS = sorted(p for p in VIDEOS.iterdir() if p.suffix in {".mp4", ".mkv", ".mov"})
+
+
+def run_ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_homes(tmp_path_factory):
+    """Keep Prefect's and vidqa's state out of the user's home."""
+    prefect_home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(prefect_home)
+    os.environ.setdefault("VIDQA_HOME", str(tmp_path_factory.mktemp("vidqa-home")))
+    yield
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory) -> str:
+    """A real Postgres server: VIDQA_DATABASE_URL's when given, else an embedded pgserver."""
+    from sqlalchemy.engine import make_url
+
+    given = os.environ.get("VIDQA_DATABASE_URL")
+    if given:
+        url = make_url(given)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+    import pgserver
+
+    srv = pgserver.get_server(tmp_path_factory.mktemp("pg"))
+    url = make_url(srv.get_uri()).set(drivername="postgresql+psycopg")
+    yield url.render_as_string(hide_password=False)
+    srv.cleanup()
+
+
+@pytest.fixture
+def database_url(pg_admin_url, monkeypatch) -> str:
+    """A fresh, empty database on the real server for one test; exported as VIDQA_DATABASE_URL."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    name = f"vidqa_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    monkeypatch.setenv("VIDQA_DATABASE_URL", url)
+    from vidqa.config import reload_settings
+
+    reload_settings()
+    yield url
+    from vidqa.db.engine import _engine_for
+
+    _engine_for(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    reload_settings()
+
+
+@pytest.fixture
+def migrated_db(database_url) -> str:
+    from vidqa.db import upgrade
+
+    upgrade("head", database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url():
+    """Prefect's own test harness: a temporary server with a throwaway database."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory) -> dict[str, Path]:
+    """A zero-byte file, a text file named .mp4, and an audio-only file."""
+    d = tmp_path_factory.mktemp("bad-inputs")
+    empty = d / "empty.mp4"
+    empty.write_bytes(b"")
+    text = d / "notes.mp4"
+    text.write_text("this is not a video\n")
+    audio = d / "audio_only.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(audio))
+    return {"empty": empty, "text": text, "audio": audio}
+
+
+@pytest.fixture
+def video_dir(tmp_path, bad_inputs) -> Path:
+    """The shared sample videos (linked, not copied) plus the bad inputs, in one folder."""
+    d = tmp_path / "videos"
+    d.mkdir()
+    for src in SAMPLE_VIDEOS:
+        (d / src.name).symlink_to(src)
+    for src in bad_inputs.values():
+        (d / src.name).symlink_to(src)
+    return d
+
+
+def vidqa_cli(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 300):
+    """Run the installed ``vidqa`` command in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [shutil.which("vidqa") or "vidqa", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vidqa {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

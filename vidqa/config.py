@@ -1,0 +1,51 @@
+"""Settings read from the environment (``VIDQA_*``) with zero-configuration defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Every field maps to ``VIDQA_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDQA_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("vidqa")),
+        description="Data directory: embedded Postgres, object cache, frame exports.",
+    )
+    database_url: Optional[str] = Field(
+        default=None,
+        description="SQLAlchemy URL of a Postgres server; unset means an embedded pgserver under home.",
+    )
+    s3_endpoint_url: Optional[str] = None
+    s3_region: Optional[str] = None
+    s3_access_key_id: Optional[SecretStr] = None
+    s3_secret_access_key: Optional[SecretStr] = None
+    ffmpeg_binary: str = "ffmpeg"
+    ffprobe_binary: str = "ffprobe"
+    # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.
+    max_pixels: int = 8192 * 8192
+    max_duration_s: float = 24 * 3600.0
+    decode_timeout_s: float = 600.0
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget cached settings (after the environment changed)."""
+    get_settings.cache_clear()
+    return get_settings()

@@ -1,0 +1,69 @@
+"""Connect to Postgres: ``VIDQA_DATABASE_URL`` when set, else an embedded pgserver."""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from vidqa.config import get_settings
+
+EMBEDDED_DB_NAME = "vidqa"
+_embedded_lock = threading.Lock()
+_embedded_servers: dict[str, object] = {}
+
+
+def _normalise(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def embedded_server_url() -> str:
+    """Start (or join) the embedded Postgres under ``VIDQA_HOME`` and return its URL.
+
+    pgserver reference-counts processes that use the data directory and stops the
+    server when the last one exits, so concurrent CLI invocations share one server.
+    """
+    import pgserver
+
+    pgdata = get_settings().pgdata
+    key = str(pgdata)
+    with _embedded_lock:
+        srv = _embedded_servers.get(key)
+        if srv is None:
+            pgdata.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                # platformdirs warns about XDG_RUNTIME_DIR on headless machines; harmless here.
+                warnings.simplefilter("ignore")
+                srv = pgserver.get_server(pgdata)
+            _embedded_servers[key] = srv
+            exists = srv.psql(
+                f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}';"
+            )
+            if "1 row" not in exists:
+                srv.psql(f"CREATE DATABASE {EMBEDDED_DB_NAME};")
+    base = make_url(srv.get_uri())  # postgresql://postgres:@/postgres?host=<socket dir>
+    return _normalise(base.set(database=EMBEDDED_DB_NAME).render_as_string(hide_password=False))
+
+
+def database_url() -> str:
+    """The URL in use. Exported to the environment so worker threads and subprocesses agree."""
+    configured = get_settings().database_url or os.environ.get("VIDQA_DATABASE_URL")
+    url = _normalise(configured) if configured else embedded_server_url()
+    return url
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    return _engine_for(url or database_url())

@@ -1,0 +1,215 @@
+"""Reads and writes of the score ledger. Every write is an idempotent upsert."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine
+
+from vidqa.db.tables import clips, runs, scorer_configs, scorer_failures, scores, videos
+
+WHOLE_VIDEO = "video"
+UNREADABLE = ""  # content_id of a video whose bytes could not be read
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_run(
+    engine: Engine,
+    source: str,
+    parameters: dict[str, Any],
+    version: str,
+    flow_run_id: Optional[str] = None,
+    flow_name: Optional[str] = None,
+    run_id: Optional[uuid.UUID] = None,
+) -> uuid.UUID:
+    run_id = run_id or uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(runs)
+            .values(
+                id=run_id,
+                flow_run_id=uuid.UUID(str(flow_run_id)) if flow_run_id else None,
+                flow_name=flow_name,
+                source=source,
+                parameters=parameters,
+                vidqa_version=version,
+                status="running",
+                started_at=now(),
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+    return run_id
+
+
+def finish_run(engine: Engine, run_id: uuid.UUID, status: str, counts: dict[str, int]) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            runs.update().where(runs.c.id == run_id).values(status=status, finished_at=now(), **counts)
+        )
+
+
+def known_content_id(conn: Connection, uri: str, size: Optional[int], mtime: Optional[float]) -> Optional[str]:
+    """The content id stored for this URI when size and mtime are unchanged (skips rehashing)."""
+    if size is None or mtime is None:
+        return None
+    return conn.execute(
+        sa.select(videos.c.content_id).where(
+            videos.c.uri == uri,
+            videos.c.size_bytes == size,
+            videos.c.source_mtime == mtime,
+            videos.c.content_id != UNREADABLE,
+        )
+    ).scalar()
+
+
+def find_video(conn: Connection, uri: str, content_id: str) -> Optional[sa.Row]:
+    return conn.execute(
+        sa.select(videos).where(videos.c.uri == uri, videos.c.content_id == content_id)
+    ).first()
+
+
+def upsert_video(
+    conn: Connection,
+    uri: str,
+    content_id: str,
+    run_id: Optional[uuid.UUID],
+    **columns: Any,
+) -> int:
+    """Insert or update the video ``(uri, content_id)``; returns its id."""
+    values = {"uri": uri, "content_id": content_id, "first_run_id": run_id, "last_run_id": run_id, **columns}
+    update = {k: v for k, v in values.items() if k not in ("uri", "content_id", "first_run_id")}
+    update["updated_at"] = now()
+    stmt = (
+        insert(videos)
+        .values(**values)
+        .on_conflict_do_update(constraint="uq_videos_uri_content", set_=update)
+        .returning(videos.c.id)
+    )
+    video_id = conn.execute(stmt).scalar_one()
+    if content_id != UNREADABLE:
+        # The bytes are readable now: forget the placeholder of an earlier read failure.
+        conn.execute(videos.delete().where(videos.c.uri == uri, videos.c.content_id == UNREADABLE))
+    return video_id
+
+
+def ensure_clip(
+    conn: Connection, video_id: int, kind: str, start_frame: int, end_frame: int, start_time: float, end_time: float
+) -> int:
+    stmt = (
+        insert(clips)
+        .values(
+            video_id=video_id, kind=kind, start_frame=start_frame, end_frame=end_frame,
+            start_time_s=start_time, end_time_s=end_time,
+        )
+        .on_conflict_do_update(
+            constraint="uq_clips_span", set_={"start_time_s": start_time, "end_time_s": end_time}
+        )
+        .returning(clips.c.id)
+    )
+    return conn.execute(stmt).scalar_one()
+
+
+def whole_video_clip_id(conn: Connection, video_id: int) -> Optional[int]:
+    return conn.execute(
+        sa.select(clips.c.id).where(clips.c.video_id == video_id, clips.c.kind == WHOLE_VIDEO)
+    ).scalar()
+
+
+def finished_scorers(conn: Connection, clip_id: int) -> set[tuple[str, str]]:
+    """``(scorer, config_hash)`` pairs already done for a clip: scored, or failed for good."""
+    done = conn.execute(
+        sa.select(scores.c.scorer, scores.c.config_hash).where(scores.c.clip_id == clip_id).distinct()
+    ).all()
+    failed = conn.execute(
+        sa.select(scorer_failures.c.scorer, scorer_failures.c.config_hash).where(scorer_failures.c.clip_id == clip_id)
+    ).all()
+    return {tuple(r) for r in done} | {tuple(r) for r in failed}
+
+
+def register_scorer_config(conn: Connection, scorer: str, config_hash: str, config: dict[str, Any]) -> None:
+    conn.execute(
+        insert(scorer_configs)
+        .values(config_hash=config_hash, scorer=scorer, config=config)
+        .on_conflict_do_nothing(index_elements=["config_hash"])
+    )
+
+
+def write_scores(
+    conn: Connection,
+    clip_id: int,
+    scorer: str,
+    config_hash: str,
+    values: dict[str, tuple[Optional[float], Optional[dict]]],
+    run_id: Optional[uuid.UUID],
+) -> int:
+    """Upsert one scorer's metrics for one clip; returns the number of rows written."""
+    if not values:
+        return 0
+    rows = [
+        {"clip_id": clip_id, "scorer": scorer, "config_hash": config_hash, "metric": metric,
+         "value": value, "details": details, "run_id": run_id}
+        for metric, (value, details) in values.items()
+    ]
+    stmt = insert(scores).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_scores_identity",
+        set_={"value": stmt.excluded.value, "details": stmt.excluded.details, "run_id": stmt.excluded.run_id},
+    )
+    conn.execute(stmt)
+    conn.execute(
+        scorer_failures.delete().where(
+            scorer_failures.c.clip_id == clip_id,
+            scorer_failures.c.scorer == scorer,
+            scorer_failures.c.config_hash == config_hash,
+        )
+    )
+    return len(rows)
+
+
+def write_scorer_failure(
+    conn: Connection, clip_id: int, scorer: str, config_hash: str, reason: str, run_id: Optional[uuid.UUID]
+) -> None:
+    stmt = insert(scorer_failures).values(
+        clip_id=clip_id, scorer=scorer, config_hash=config_hash, reason=reason, run_id=run_id
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            constraint="uq_scorer_failures_identity", set_={"reason": reason, "run_id": run_id}
+        )
+    )
+
+
+def list_videos(conn: Connection) -> list[dict[str, Any]]:
+    cols = [c for c in videos.c if c.name != "probe"]
+    return [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(videos.c.uri, videos.c.id))]
+
+
+def list_scores(
+    conn: Connection, metrics: Optional[Iterable[str]] = None, scorer: Optional[str] = None
+) -> list[dict[str, Any]]:
+    q = (
+        sa.select(
+            videos.c.uri.label("video"),
+            clips.c.kind,
+            clips.c.start_frame,
+            clips.c.end_frame,
+            scores.c.scorer,
+            scores.c.config_hash,
+            scores.c.metric,
+            scores.c.value,
+        )
+        .select_from(scores.join(clips, scores.c.clip_id == clips.c.id).join(videos, clips.c.video_id == videos.c.id))
+        .order_by(videos.c.uri, clips.c.start_frame, scores.c.scorer, scores.c.metric)
+    )
+    if metrics:
+        q = q.where(scores.c.metric.in_(list(metrics)))
+    if scorer:
+        q = q.where(scores.c.scorer == scorer)
+    return [dict(r._mapping) for r in conn.execute(q)]

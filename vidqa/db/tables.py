@@ -1,0 +1,121 @@
+"""The schema as SQLAlchemy Core tables, for queries.
+
+Migrations in ``migrations/versions`` are the only way the schema changes; a test checks
+that these definitions match what the migrations create.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("flow_run_id", UUID(as_uuid=True)),
+    sa.Column("flow_name", sa.Text),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("parameters", JSONB, nullable=False),
+    sa.Column("vidqa_version", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("n_videos", sa.Integer),
+    sa.Column("n_scored", sa.Integer),
+    sa.Column("n_skipped", sa.Integer),
+    sa.Column("n_failed", sa.Integer),
+    sa.Column("n_scores_written", sa.Integer),
+)
+
+videos = sa.Table(
+    "videos",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("content_id", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("source_mtime", sa.Float),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("failure_stage", sa.Text),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("failure_transient", sa.Boolean),
+    sa.Column("container", sa.Text),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("container_duration_s", sa.Float),
+    sa.Column("stream_duration_s", sa.Float),
+    sa.Column("start_time_s", sa.Float),
+    sa.Column("fps_avg", sa.Float),
+    sa.Column("fps_nominal", sa.Float),
+    sa.Column("frame_count_declared", sa.Integer),
+    sa.Column("frame_count", sa.Integer),
+    sa.Column("width", sa.Integer),
+    sa.Column("height", sa.Integer),
+    sa.Column("display_width", sa.Integer),
+    sa.Column("display_height", sa.Integer),
+    sa.Column("rotation", sa.Integer),
+    sa.Column("sample_aspect_ratio", sa.Text),
+    sa.Column("video_codec", sa.Text),
+    sa.Column("audio_codec", sa.Text),
+    sa.Column("has_audio", sa.Boolean),
+    sa.Column("bit_rate", sa.BigInteger),
+    sa.Column("probe", JSONB),
+    sa.Column("first_run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("last_run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("uri", "content_id", name="uq_videos_uri_content"),
+)
+
+clips = sa.Table(
+    "clips",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("video_id", sa.BigInteger, sa.ForeignKey("videos.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("start_frame", sa.Integer, nullable=False),
+    sa.Column("end_frame", sa.Integer, nullable=False),
+    sa.Column("start_time_s", sa.Float, nullable=False),
+    sa.Column("end_time_s", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("video_id", "kind", "start_frame", "end_frame", name="uq_clips_span"),
+)
+
+scorer_configs = sa.Table(
+    "scorer_configs",
+    metadata,
+    sa.Column("config_hash", sa.Text, primary_key=True),
+    sa.Column("scorer", sa.Text, nullable=False),
+    sa.Column("config", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("clip_id", sa.BigInteger, sa.ForeignKey("clips.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("scorer", sa.Text, nullable=False),
+    sa.Column("config_hash", sa.Text, sa.ForeignKey("scorer_configs.config_hash"), nullable=False),
+    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("details", JSONB),
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("clip_id", "scorer", "config_hash", "metric", name="uq_scores_identity"),
+)
+
+scorer_failures = sa.Table(
+    "scorer_failures",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("clip_id", sa.BigInteger, sa.ForeignKey("clips.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("scorer", sa.Text, nullable=False),
+    sa.Column("config_hash", sa.Text, sa.ForeignKey("scorer_configs.config_hash"), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("clip_id", "scorer", "config_hash", name="uq_scorer_failures_identity"),
+)

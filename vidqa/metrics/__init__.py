@@ -1,0 +1,1 @@
+"""Pure metric functions over arrays (no I/O, no models)."""

@@ -1,0 +1,223 @@
+"""Probe a video with ffprobe (through ffmpeg-python) into what sampling and the database need."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Optional
+
+import ffmpeg
+import numpy as np
+
+from vidqa.config import get_settings
+from vidqa.errors import VideoError
+
+
+def _fraction(text: Optional[str]) -> Optional[Fraction]:
+    if not text or text in ("N/A", "0/0"):
+        return None
+    try:
+        value = Fraction(text.replace(":", "/"))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value > 0 else None
+
+
+def _float(value: Any) -> Optional[float]:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _rotation(stream: dict) -> int:
+    """Display rotation in degrees, normalised to 0/90/180/270 (display-matrix sign convention)."""
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(round(float(side["rotation"]))) % 360
+    rotate = (stream.get("tags") or {}).get("rotate")
+    if rotate is not None:
+        # The legacy tag is clockwise, the display matrix counter-clockwise.
+        return (-int(rotate)) % 360
+    return 0
+
+
+@dataclass
+class VideoProbe:
+    """What ffprobe says about a video, plus the presentation timestamps of its frames."""
+
+    container: str
+    duration_s: float
+    container_duration_s: Optional[float]
+    stream_duration_s: Optional[float]
+    start_time_s: float
+    fps_avg: Optional[float]
+    fps_nominal: Optional[float]
+    frame_count_declared: Optional[int]
+    width: int
+    height: int
+    display_width: int
+    display_height: int
+    rotation: int
+    sample_aspect_ratio: Optional[str]
+    video_codec: str
+    audio_codec: Optional[str]
+    has_audio: bool
+    bit_rate: Optional[int]
+    time_base: Fraction
+    # Sorted presentation timestamps (stream time base) of every video packet: frame i is
+    # the i-th frame in display order. Timestamps, not index x fps, give time (VFR).
+    frame_pts: np.ndarray = field(repr=False)
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frame_pts.size)
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """Presentation time of every frame in seconds (float64)."""
+        return self.frame_pts.astype(np.float64) * float(self.time_base)
+
+    def columns(self) -> dict[str, Any]:
+        """The probe as ``videos`` table columns."""
+        return {
+            "container": self.container,
+            "duration_s": self.duration_s,
+            "container_duration_s": self.container_duration_s,
+            "stream_duration_s": self.stream_duration_s,
+            "start_time_s": self.start_time_s,
+            "fps_avg": self.fps_avg,
+            "fps_nominal": self.fps_nominal,
+            "frame_count_declared": self.frame_count_declared,
+            "frame_count": self.frame_count,
+            "width": self.width,
+            "height": self.height,
+            "display_width": self.display_width,
+            "display_height": self.display_height,
+            "rotation": self.rotation,
+            "sample_aspect_ratio": self.sample_aspect_ratio,
+            "video_codec": self.video_codec,
+            "audio_codec": self.audio_codec,
+            "has_audio": self.has_audio,
+            "bit_rate": self.bit_rate,
+            "probe": json.loads(json.dumps(self.raw, default=str)),
+        }
+
+
+def _ffprobe(path: str, **kwargs: Any) -> dict:
+    settings = get_settings()
+    try:
+        return ffmpeg.probe(path, cmd=settings.ffprobe_binary, **kwargs)
+    except ffmpeg.Error as exc:
+        message = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        detail = message[-1] if message else "ffprobe failed"
+        # ffprobe prefixes the path; keep only the diagnosis.
+        if detail.startswith(path):
+            detail = detail[len(path):].lstrip(": ")
+        raise VideoError(f"not a readable video: {detail}", stage="probe") from None
+    except FileNotFoundError as exc:
+        raise RuntimeError(
+            f"ffprobe binary {settings.ffprobe_binary!r} not found; install ffmpeg"
+        ) from exc
+
+
+def _packet_pts(path: str) -> tuple[np.ndarray, int]:
+    """Presentation timestamps of the first video stream's packets, sorted, and how many lack one."""
+    out = _ffprobe(
+        path,
+        select_streams="v:0",
+        show_entries="packet=pts,dts",
+        show_streams=None,
+    )
+    pts: list[int] = []
+    missing = 0
+    for packet in out.get("packets", []):
+        value = packet.get("pts", packet.get("dts"))
+        if value is None or value == "N/A":
+            missing += 1
+            continue
+        pts.append(int(value))
+    return np.unique(np.asarray(pts, dtype=np.int64)), missing
+
+
+def probe_video(path: str) -> VideoProbe:
+    """Probe ``path``; raise :class:`VideoError` with a readable reason when it is no usable video."""
+    settings = get_settings()
+    if os.path.getsize(path) == 0:
+        raise VideoError("empty file (0 bytes)", stage="probe")
+    info = _ffprobe(path)
+    streams = info.get("streams", [])
+    fmt = info.get("format", {})
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not (s.get("disposition") or {}).get("attached_pic")), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None:
+        kinds = ", ".join(f"{s.get('codec_type')}:{s.get('codec_name')}" for s in streams) or "none"
+        raise VideoError(f"no video stream (streams: {kinds})", stage="probe")
+
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise VideoError("video stream has no frame size", stage="probe")
+    if width * height > settings.max_pixels:
+        raise VideoError(
+            f"absurd frame size {width}x{height} (limit {settings.max_pixels} pixels)", stage="probe"
+        )
+
+    time_base = _fraction(video.get("time_base")) or Fraction(1, 1000)
+    pts, missing = _packet_pts(path)
+    if pts.size == 0:
+        raise VideoError("video stream has no frames", stage="probe")
+
+    fps_avg = _fraction(video.get("avg_frame_rate"))
+    fps_nominal = _fraction(video.get("r_frame_rate"))
+    stream_duration = _float(video.get("duration"))
+    container_duration = _float(fmt.get("duration"))
+    start_time = _float(video.get("start_time"))
+    if start_time is None:
+        start_time = float(pts[0] * time_base)
+    duration = stream_duration or container_duration
+    if duration is None:
+        step = 1.0 / float(fps_avg or fps_nominal or 25)
+        duration = float((pts[-1] - pts[0]) * time_base) + step
+    if duration > settings.max_duration_s:
+        raise VideoError(
+            f"absurd duration {duration:.0f} s (limit {settings.max_duration_s:.0f} s)", stage="probe"
+        )
+
+    sar = _fraction(video.get("sample_aspect_ratio")) or Fraction(1)
+    display_w = max(1, int(round(width * sar)))
+    display_h = height
+    rotation = _rotation(video)
+    if rotation in (90, 270):
+        display_w, display_h = display_h, display_w
+
+    declared = video.get("nb_frames")
+    bit_rate = fmt.get("bit_rate")
+    return VideoProbe(
+        container=fmt.get("format_name", ""),
+        duration_s=float(duration),
+        container_duration_s=container_duration,
+        stream_duration_s=stream_duration,
+        start_time_s=float(start_time),
+        fps_avg=float(fps_avg) if fps_avg else None,
+        fps_nominal=float(fps_nominal) if fps_nominal else None,
+        frame_count_declared=int(declared) if declared and str(declared).isdigit() else None,
+        width=width,
+        height=height,
+        display_width=display_w,
+        display_height=display_h,
+        rotation=rotation,
+        sample_aspect_ratio=video.get("sample_aspect_ratio"),
+        video_codec=video.get("codec_name", ""),
+        audio_codec=audio.get("codec_name") if audio else None,
+        has_audio=audio is not None,
+        bit_rate=int(bit_rate) if bit_rate and str(bit_rate).isdigit() else None,
+        time_base=time_base,
+        frame_pts=pts,
+        raw={"format": fmt, "streams": streams, "packets_without_pts": missing},
+    )
