@@ -7,12 +7,16 @@ import io
 import json
 import os
 import sys
+import warnings
 from enum import Enum
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+# pgserver asks platformdirs for a runtime dir; on headless machines that only warns.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 app = typer.Typer(help="Score video datasets; scores land in Postgres.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
