@@ -123,6 +123,7 @@ def video_dir(tmp_path, bad_inputs) -> Path:
 def vidqa_cli(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 300):
     """Run the installed ``vidqa`` command in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v != ""}  # "" in env means: unset it
     proc = subprocess.run(
         [shutil.which("vidqa") or "vidqa", *args],
         capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO,

@@ -154,19 +154,16 @@ def test_killed_run_is_finished_by_a_rerun(tmp_path, cli_env, migrated_db):
 
 def test_zero_configuration_uses_embedded_postgres(tmp_path, prefect_api_url):
     """No database URL at all: vidqa starts its own Postgres under VIDQA_HOME."""
-    env = {k: v for k, v in os.environ.items() if k != "VIDQA_DATABASE_URL"}
+    env = {"VIDQA_DATABASE_URL": ""}
     env.update({"VIDQA_HOME": str(tmp_path / "home"), "PREFECT_API_URL": prefect_api_url})
     d = tmp_path / "one"
     d.mkdir()
     (d / "video_90.mov").symlink_to([p for p in SAMPLE_VIDEOS if p.name == "video_90.mov"][0])
-    run = subprocess.run(["vidqa", "run", str(d)], env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
+    vidqa_cli("run", str(d), env=env)
     assert (tmp_path / "home" / "pgdata" / "PG_VERSION").exists()
-    url = subprocess.run(["vidqa", "db", "url"], env=env, capture_output=True, text=True).stdout
+    url = vidqa_cli("db", "url", env=env).stdout
     assert str(tmp_path / "home" / "pgdata").replace("/", "%2F") in url
-    records = json.loads(
-        subprocess.run(["vidqa", "scores", "--format", "json"], env=env, capture_output=True, text=True).stdout
-    )
+    records = json.loads(vidqa_cli("scores", "--format", "json", env=env).stdout)
     assert len(records) == N_METRICS
     probe = probe_video(str(d / "video_90.mov"))
     assert probe.frame_count == 3

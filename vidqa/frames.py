@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -66,35 +67,40 @@ def _select_expression(pts_values: Sequence[int]) -> str:
     return f"between(pts,{int(min(pts_values))},{int(max(pts_values))})"
 
 
-def decode_frames(
+# One extra ffmpeg process costs about as much as decoding this many frames; the plan
+# below weighs it against decoding frames nobody asked for.
+_PROCESS_COST_FRAMES = 24
+_MAX_PARALLEL_SEEKS = 4
+
+
+def _run_ffmpeg(
     path: str,
-    probe: VideoProbe,
-    indices: Sequence[int],
-    max_size: Optional[int] = None,
-) -> Frames:
-    """Decode the frames at ``indices`` (positions in ``probe.frame_pts``) in one ffmpeg pass.
-
-    A frame that cannot be decoded is skipped and listed in ``missing_indices``; the
-    call fails only when none of the requested frames decodes.
-    """
+    pts_wanted: Sequence[int],
+    width: int,
+    height: int,
+    downscale: bool,
+    seek_s: Optional[float] = None,
+    keyframes_only: bool = False,
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """One ffmpeg process: decode, keep frames whose PTS is wanted, return RGB frames with their PTS."""
     settings = get_settings()
-    wanted = sorted({int(i) for i in indices if 0 <= int(i) < probe.frame_count})
-    if not wanted:
-        raise VideoError("no frames requested within the video", stage="decode")
-    pts_wanted = probe.frame_pts[wanted]
-    index_of_pts = {int(p): i for p, i in zip(pts_wanted, wanted)}
-    width, height = output_size(probe, max_size)
-
+    input_opts: dict = {"copyts": None}
+    if seek_s is not None and seek_s > 0:
+        # Jump to the key frame at or before the first wanted frame; the PTS select
+        # below keeps exactly the wanted frames, so seek precision does not matter.
+        input_opts.update(ss=f"{seek_s:.6f}", noaccurate_seek=None)
+    if keyframes_only:
+        input_opts["skip_frame"] = "nokey"
     stream = (
-        ffmpeg.input(path, copyts=None)["v:0"]
-        .filter("select", _select_expression(pts_wanted.tolist()))
-        .filter("scale", width, height, flags="area" if max_size else "bicubic")
+        ffmpeg.input(path, **input_opts)["v:0"]
+        .filter("select", _select_expression(pts_wanted))
+        .filter("scale", width, height, flags="area" if downscale else "bicubic")
         .filter("setsar", 1)
         .filter("showinfo")
     )
-    args = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").compile(
-        cmd=settings.ffmpeg_binary
-    )
+    out_opts: dict = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
+    out_opts["frames:v"] = len(pts_wanted)  # stop decoding once the last wanted frame is out
+    args = stream.output("pipe:", **out_opts).compile(cmd=settings.ffmpeg_binary)
     args[1:1] = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
     try:
         proc = subprocess.run(args, capture_output=True, timeout=settings.decode_timeout_s)
@@ -102,29 +108,97 @@ def decode_frames(
         raise VideoError(f"decoding took longer than {settings.decode_timeout_s:.0f} s", stage="decode")
     except FileNotFoundError as exc:
         raise RuntimeError(f"ffmpeg binary {settings.ffmpeg_binary!r} not found; install ffmpeg") from exc
-
     log = proc.stderr.decode("utf-8", "replace")
-    shown = [(int(m.group(2))) for m in _SHOWINFO.finditer(log)]
-    frame_bytes = width * height * 3
-    n_out = len(proc.stdout) // frame_bytes
+    shown = [int(m.group(2)) for m in _SHOWINFO.finditer(log)]
     errors = [line.strip() for line in log.splitlines() if _ERROR_LINE.match(line) and "showinfo" not in line]
-    if n_out == 0:
-        detail = errors[-1] if errors else f"ffmpeg exited with status {proc.returncode}"
-        raise VideoError(f"no decodable frames: {detail}", stage="decode")
+    frame_bytes = width * height * 3
     # showinfo reports each frame as it passes; the raw pipe carries the same frames in
     # the same order, so the two lists line up.
-    n = min(n_out, len(shown))
+    n = min(len(proc.stdout) // frame_bytes, len(shown))
+    if n == 0 and proc.returncode != 0 and not errors:
+        errors = [f"ffmpeg exited with status {proc.returncode}"]
     array = np.frombuffer(proc.stdout, dtype=np.uint8, count=n * frame_bytes).reshape(n, height, width, 3)
-    keep = [k for k in range(n) if shown[k] in index_of_pts]
-    got = [index_of_pts[shown[k]] for k in keep]
-    if len(keep) != n:
-        array = array[keep]
-    idx = np.asarray(got, dtype=np.int64)
+    return array, shown[:n], errors
+
+
+def plan_decode(probe: VideoProbe, wanted: Sequence[int]) -> list[list[int]]:
+    """Split wanted frame indices into groups, one ffmpeg process each.
+
+    Either one pass from the key frame before the first wanted frame to the last, or one
+    seek per key-frame interval (GOP) holding wanted frames, whichever decodes fewer
+    frames once process start-up is counted. Sparse samples of long videos seek; dense
+    ones stream.
+    """
+    wanted = sorted(wanted)
+    single_cost = wanted[-1] - probe.keyframe_at_or_before(wanted[0]) + 1 + _PROCESS_COST_FRAMES
+    groups: dict[int, list[int]] = {}
+    for i in wanted:
+        groups.setdefault(probe.keyframe_at_or_before(i), []).append(i)
+    seek_cost = sum(g[-1] - k + 1 + _PROCESS_COST_FRAMES for k, g in groups.items())
+    return list(groups.values()) if seek_cost < single_cost else [wanted]
+
+
+def decode_frames(
+    path: str,
+    probe: VideoProbe,
+    indices: Sequence[int],
+    max_size: Optional[int] = None,
+    keyframes_only: bool = False,
+) -> Frames:
+    """Decode the frames at ``indices`` (positions in ``probe.frame_pts``).
+
+    A frame that cannot be decoded is skipped and listed in ``missing_indices``; the
+    call fails only when none of the requested frames decodes. ``keyframes_only`` makes
+    the decoder skip every non-key frame (for key-frame sampling).
+    """
+    wanted = sorted({int(i) for i in indices if 0 <= int(i) < probe.frame_count})
+    if not wanted:
+        raise VideoError("no frames requested within the video", stage="decode")
+    width, height = output_size(probe, max_size)
+    pts_of = probe.frame_pts
+    times = probe.frame_times
+    index_of_pts = {int(pts_of[i]): i for i in wanted}
+    groups = [wanted] if keyframes_only else plan_decode(probe, wanted)
+
+    def run(group: list[int], seek: bool) -> tuple[np.ndarray, list[int], list[str]]:
+        seek_s = float(times[probe.keyframe_at_or_before(group[0])] - times[0]) if seek else None
+        return _run_ffmpeg(path, [int(pts_of[i]) for i in group], width, height, bool(max_size), seek_s, keyframes_only)
+
+    seek = len(groups) > 1 or (not keyframes_only and probe.keyframe_at_or_before(wanted[0]) > 0)
+    if len(groups) == 1:
+        results = [run(groups[0], seek)]
+    else:
+        with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_SEEKS, len(groups))) as pool:
+            results = list(pool.map(lambda g: run(g, True), groups))
+
+    got: dict[int, np.ndarray] = {}
+    errors: list[str] = []
+    for array, shown, errs in results:
+        errors.extend(errs)
+        for k, pts in enumerate(shown):
+            if pts in index_of_pts:
+                got.setdefault(index_of_pts[pts], array[k])
+    missing = [i for i in wanted if i not in got]
+    if missing and seek:
+        # A seek that landed wrong must not cost frames: fetch the rest in one plain pass.
+        array, shown, errs = _run_ffmpeg(
+            path, [int(pts_of[i]) for i in missing], width, height, bool(max_size), None, keyframes_only
+        )
+        errors.extend(errs)
+        for k, pts in enumerate(shown):
+            if pts in index_of_pts:
+                got.setdefault(index_of_pts[pts], array[k])
+        missing = [i for i in wanted if i not in got]
+    if not got:
+        detail = errors[-1] if errors else "no frame came out"
+        raise VideoError(f"no decodable frames: {detail}", stage="decode")
+    order = sorted(got)
+    idx = np.asarray(order, dtype=np.int64)
     return Frames(
-        array=array,
+        array=np.stack([got[i] for i in order]),
         indices=idx,
-        timestamps=probe.frame_times[idx] if idx.size else np.zeros(0),
+        timestamps=times[idx],
         requested=len(wanted),
-        missing_indices=sorted(set(wanted) - set(got)),
-        decode_errors=errors[:20],
+        missing_indices=missing,
+        decode_errors=list(dict.fromkeys(errors))[:20],
     )

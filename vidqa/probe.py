@@ -72,11 +72,18 @@ class VideoProbe:
     # Sorted presentation timestamps (stream time base) of every video packet: frame i is
     # the i-th frame in display order. Timestamps, not index x fps, give time (VFR).
     frame_pts: np.ndarray = field(repr=False)
+    # Indices (into frame_pts) of the codec key frames.
+    keyframe_indices: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     raw: dict = field(repr=False, default_factory=dict)
 
     @property
     def frame_count(self) -> int:
         return int(self.frame_pts.size)
+
+    def keyframe_at_or_before(self, index: int) -> int:
+        """The key frame a decoder must start from to reach frame ``index``."""
+        k = np.searchsorted(self.keyframe_indices, index, side="right") - 1
+        return int(self.keyframe_indices[k]) if k >= 0 else 0
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -126,15 +133,17 @@ def _ffprobe(path: str, **kwargs: Any) -> dict:
         ) from exc
 
 
-def _packet_pts(path: str) -> tuple[np.ndarray, int]:
-    """Presentation timestamps of the first video stream's packets, sorted, and how many lack one."""
+def _packet_pts(path: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sorted presentation timestamps of the first video stream's packets, those of its key
+    frames, and how many packets lack a timestamp. Reads packets only, decodes nothing."""
     out = _ffprobe(
         path,
         select_streams="v:0",
-        show_entries="packet=pts,dts",
+        show_entries="packet=pts,dts,flags",
         show_streams=None,
     )
     pts: list[int] = []
+    key: list[int] = []
     missing = 0
     for packet in out.get("packets", []):
         value = packet.get("pts", packet.get("dts"))
@@ -142,7 +151,9 @@ def _packet_pts(path: str) -> tuple[np.ndarray, int]:
             missing += 1
             continue
         pts.append(int(value))
-    return np.unique(np.asarray(pts, dtype=np.int64)), missing
+        if "K" in packet.get("flags", ""):
+            key.append(int(value))
+    return np.unique(np.asarray(pts, dtype=np.int64)), np.unique(np.asarray(key, dtype=np.int64)), missing
 
 
 def probe_video(path: str) -> VideoProbe:
@@ -169,7 +180,7 @@ def probe_video(path: str) -> VideoProbe:
         )
 
     time_base = _fraction(video.get("time_base")) or Fraction(1, 1000)
-    pts, missing = _packet_pts(path)
+    pts, key_pts, missing = _packet_pts(path)
     if pts.size == 0:
         raise VideoError("video stream has no frames", stage="probe")
 
@@ -219,5 +230,6 @@ def probe_video(path: str) -> VideoProbe:
         bit_rate=int(bit_rate) if bit_rate and str(bit_rate).isdigit() else None,
         time_base=time_base,
         frame_pts=pts,
+        keyframe_indices=np.searchsorted(pts, key_pts),
         raw={"format": fmt, "streams": streams, "packets_without_pts": missing},
     )

@@ -1,54 +1,136 @@
-"""Frame samplers: which frames of a video to decode. Each returns frame indices into the probe."""
+"""Frame samplers: which frames of a video (or of a clip ``[start, end)``) to decode.
+
+Every sampler yields indices into the probe's frames, ordered by presentation time; times
+are measured from the first frame (or the clip's start) with the stream's own timestamps,
+so variable frame rate is exact. Asking for more frames than exist returns what exists.
+"""
 
 from __future__ import annotations
 
 from typing import Literal, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vidqa.frames import Frames, decode_frames
 from vidqa.probe import VideoProbe
 
-
-def frame_at_times(probe: VideoProbe, times: np.ndarray) -> np.ndarray:
-    """Index of the frame on screen at each time (seconds from the first frame): the last
-    frame whose timestamp is at or before it."""
-    rel = probe.frame_times - probe.frame_times[0]
-    idx = np.searchsorted(rel, np.asarray(times, dtype=np.float64) + 1e-9, side="right") - 1
-    return np.clip(idx, 0, probe.frame_count - 1)
+SamplingMethod = Literal["uniform", "every_n_seconds", "every_n_frames", "keyframes", "fractions", "all"]
 
 
-def uniform_indices(probe: VideoProbe, n: int) -> np.ndarray:
-    """data-juicer's uniform sampling: ``duration/2`` for one frame, else ``i*duration/(n-1)``.
+def _span(probe: VideoProbe, start: int, end: Optional[int]) -> tuple[int, int, float, float]:
+    end = probe.frame_count if end is None else min(end, probe.frame_count)
+    start = max(0, start)
+    if end <= start:
+        raise ValueError(f"empty frame range [{start}, {end})")
+    times = probe.frame_times
+    t0 = float(times[start])
+    if end < probe.frame_count:
+        t1 = float(times[end])
+    else:
+        # A whole video, or a clip running to its end, lasts until the video's duration.
+        t1 = max(float(times[0]) + probe.duration_s, float(times[end - 1]))
+    return start, end, t0, t1
 
-    Asking for more frames than exist returns each existing frame once.
-    """
+
+def frame_at_times(probe: VideoProbe, times: np.ndarray, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+    """Index of the frame on screen at each time (seconds from the span's start): the last
+    frame whose timestamp is at or before it, kept inside ``[start, end)``."""
+    start, end, t0, _ = _span(probe, start, end)
+    abs_times = t0 + np.asarray(times, dtype=np.float64)
+    idx = np.searchsorted(probe.frame_times, abs_times + 1e-9, side="right") - 1
+    return np.clip(idx, start, end - 1)
+
+
+def uniform_indices(probe: VideoProbe, n: int, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+    """data-juicer's uniform sampling: ``duration/2`` for one frame, else ``i*duration/(n-1)``."""
     if n <= 0:
         raise ValueError("n must be positive")
-    if n == 1:
-        times = np.array([probe.duration_s / 2.0])
-    else:
-        times = np.arange(n, dtype=np.float64) * probe.duration_s / (n - 1)
-    return np.unique(frame_at_times(probe, times))
+    _, _, t0, t1 = _span(probe, start, end)
+    duration = t1 - t0
+    times = np.array([duration / 2.0]) if n == 1 else np.arange(n, dtype=np.float64) * duration / (n - 1)
+    return np.unique(frame_at_times(probe, times, start, end))
+
+
+def every_n_seconds_indices(probe: VideoProbe, seconds: float, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+    """One frame every ``seconds``: the frames on screen at 0, N, 2N, ... before the span ends."""
+    if seconds <= 0:
+        raise ValueError("seconds must be positive")
+    _, _, t0, t1 = _span(probe, start, end)
+    times = np.arange(0.0, t1 - t0 - 1e-9, seconds)
+    return np.unique(frame_at_times(probe, times, start, end))
+
+
+def every_n_frames_indices(probe: VideoProbe, step: int, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+    if step <= 0:
+        raise ValueError("step must be positive")
+    start, end, _, _ = _span(probe, start, end)
+    return np.arange(start, end, step, dtype=np.int64)
+
+
+def keyframe_indices(probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+    """The codec's key frames in the span; the span's first frame when it holds none
+    (data-juicer's ``all_keyframes`` fallback)."""
+    start, end, _, _ = _span(probe, start, end)
+    keys = probe.keyframe_indices[(probe.keyframe_indices >= start) & (probe.keyframe_indices < end)]
+    return keys.astype(np.int64) if keys.size else np.array([start], dtype=np.int64)
+
+
+def fraction_indices(
+    probe: VideoProbe, fractions: tuple[float, ...], start: int = 0, end: Optional[int] = None
+) -> np.ndarray:
+    """Frames at the given fractions of the span's duration (Open-Sora: 0.1, 0.5, 0.9)."""
+    _, _, t0, t1 = _span(probe, start, end)
+    times = np.asarray(fractions, dtype=np.float64) * (t1 - t0)
+    return np.unique(frame_at_times(probe, times, start, end))
 
 
 class SamplingSpec(BaseModel):
     """How to choose frames. Scorers with equal specs share one decode of each video."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: Literal["uniform"] = Field("uniform", description="Frame sampling method.")
-    n: int = Field(16, ge=1, le=10_000, description="Number of frames for uniform sampling.")
+    method: SamplingMethod = Field("uniform", description="Frame sampling method.")
+    n: int = Field(16, ge=1, le=100_000, description="uniform: number of frames.")
+    seconds: Optional[float] = Field(None, gt=0, description="every_n_seconds: interval in seconds.")
+    step: Optional[int] = Field(None, ge=1, description="every_n_frames: interval in frames.")
+    fractions: tuple[float, ...] = Field((0.1, 0.5, 0.9), description="fractions: positions in [0, 1].")
+    max_frames: int = Field(1024, ge=1, description="Cap on frames per video or clip (all, every_n_*).")
     max_size: Optional[int] = Field(
         None, ge=16, description="Downscale during decode so the longer side is at most this."
     )
 
-    def indices(self, probe: VideoProbe) -> np.ndarray:
-        return uniform_indices(probe, self.n)
+    @model_validator(mode="after")
+    def _check(self) -> "SamplingSpec":
+        if self.method == "every_n_seconds" and self.seconds is None:
+            raise ValueError("every_n_seconds needs 'seconds'")
+        if self.method == "every_n_frames" and self.step is None:
+            raise ValueError("every_n_frames needs 'step'")
+        if self.method == "fractions" and not all(0.0 <= f <= 1.0 for f in self.fractions):
+            raise ValueError("fractions must lie in [0, 1]")
+        return self
 
-    def sample(self, path: str, probe: VideoProbe) -> Frames:
-        return decode_frames(path, probe, self.indices(probe), max_size=self.max_size)
+    def indices(self, probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+        if self.method == "uniform":
+            idx = uniform_indices(probe, self.n, start, end)
+        elif self.method == "every_n_seconds":
+            idx = every_n_seconds_indices(probe, self.seconds, start, end)
+        elif self.method == "every_n_frames":
+            idx = every_n_frames_indices(probe, self.step, start, end)
+        elif self.method == "keyframes":
+            idx = keyframe_indices(probe, start, end)
+        elif self.method == "fractions":
+            idx = fraction_indices(probe, self.fractions, start, end)
+        else:
+            s, e, _, _ = _span(probe, start, end)
+            idx = np.arange(s, e, dtype=np.int64)
+        return idx[: self.max_frames]
+
+    def sample(self, path: str, probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> Frames:
+        return decode_frames(
+            path, probe, self.indices(probe, start, end), max_size=self.max_size,
+            keyframes_only=self.method == "keyframes",
+        )
 
 
 def sample_frames_uniform(path: str, probe: VideoProbe, n: int, max_size: Optional[int] = None) -> Frames:
