@@ -21,9 +21,9 @@ from vidqa.config import get_settings
 from vidqa.errors import VideoError
 from vidqa.probe import VideoProbe
 
-# Above this many wanted frames a per-PTS select expression costs more than it saves:
-# decode the span and keep the wanted frames in Python instead.
-_MAX_SELECT_TERMS = 200
+# ffmpeg's expression parser recurses once per term and gives up on long sums; above
+# this many wanted frames, select the PTS span and keep the wanted frames in Python.
+_MAX_SELECT_TERMS = 48
 _SHOWINFO = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:\s*(\S+)")
 _ERROR_LINE = re.compile(r"^(\[[^\]]+\] .*(error|invalid|corrupt|missing)|Error .*)", re.IGNORECASE)
 
@@ -81,6 +81,7 @@ def _run_ffmpeg(
     downscale: bool,
     seek_s: Optional[float] = None,
     keyframes_only: bool = False,
+    frames_out: Optional[int] = None,
 ) -> tuple[np.ndarray, list[int], list[str]]:
     """One ffmpeg process: decode, keep frames whose PTS is wanted, return RGB frames with their PTS."""
     settings = get_settings()
@@ -99,7 +100,8 @@ def _run_ffmpeg(
         .filter("showinfo")
     )
     out_opts: dict = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
-    out_opts["frames:v"] = len(pts_wanted)  # stop decoding once the last wanted frame is out
+    # Stop decoding once the last wanted frame is out.
+    out_opts["frames:v"] = frames_out or len(pts_wanted)
     args = stream.output("pipe:", **out_opts).compile(cmd=settings.ffmpeg_binary)
     args[1:1] = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
     try:
@@ -162,7 +164,17 @@ def decode_frames(
 
     def run(group: list[int], seek: bool) -> tuple[np.ndarray, list[int], list[str]]:
         seek_s = float(times[probe.keyframe_at_or_before(group[0])] - times[0]) if seek else None
-        return _run_ffmpeg(path, [int(pts_of[i]) for i in group], width, height, bool(max_size), seek_s, keyframes_only)
+        return _run_ffmpeg(
+            path, [int(pts_of[i]) for i in group], width, height, bool(max_size), seek_s, keyframes_only,
+            frames_out=_frames_out(group),
+        )
+
+    def _frames_out(group: list[int]) -> int:
+        if len(group) <= _MAX_SELECT_TERMS:
+            return len(group)
+        if keyframes_only:
+            return int(((probe.keyframe_indices >= group[0]) & (probe.keyframe_indices <= group[-1])).sum())
+        return group[-1] - group[0] + 1
 
     seek = len(groups) > 1 or (not keyframes_only and probe.keyframe_at_or_before(wanted[0]) > 0)
     if len(groups) == 1:
@@ -182,7 +194,8 @@ def decode_frames(
     if missing and seek:
         # A seek that landed wrong must not cost frames: fetch the rest in one plain pass.
         array, shown, errs = _run_ffmpeg(
-            path, [int(pts_of[i]) for i in missing], width, height, bool(max_size), None, keyframes_only
+            path, [int(pts_of[i]) for i in missing], width, height, bool(max_size), None, keyframes_only,
+            frames_out=_frames_out(missing),
         )
         errors.extend(errs)
         for k, pts in enumerate(shown):
