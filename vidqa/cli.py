@@ -131,7 +131,7 @@ def videos(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
         rows = repo.list_videos(conn)
     columns = ["uri", "status", "failure_reason", "duration_s", "fps_avg", "frame_count",
                "display_width", "display_height", "video_codec", "has_audio"]
-    _emit(rows if fmt is not Format.table else rows, fmt, columns if fmt is not Format.json else [])
+    _emit(rows, fmt, columns)
 
 
 @app.command()
