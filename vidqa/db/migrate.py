@@ -19,8 +19,7 @@ def migrations_dir() -> Path:
 
 
 def alembic_config(url: str | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg = _plain_config()
     # env.py takes the engine from here rather than from an ini file, so the
     # embedded server's socket URL never has to be written anywhere.
     cfg.attributes["engine"] = get_engine(url)
