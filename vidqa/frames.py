@@ -61,10 +61,23 @@ def output_size(probe: VideoProbe, max_size: Optional[int] = None) -> tuple[int,
     return int(w), int(h)
 
 
-def _select_expression(pts_values: Sequence[int]) -> str:
-    if len(pts_values) <= _MAX_SELECT_TERMS:
-        return "+".join(f"eq(pts,{int(p)})" for p in pts_values)
-    return f"between(pts,{int(min(pts_values))},{int(max(pts_values))})"
+def _selection(probe: VideoProbe, group: Sequence[int], keyframes_only: bool) -> tuple[str, int]:
+    """The ``select`` filter expression for frames ``group`` and how many frames it lets out.
+
+    Short lists select each PTS; long ones select the PTS span (everything in it comes
+    out, and the caller keeps the wanted frames). The count lets ffmpeg stop decoding
+    as soon as the last selected frame is out.
+    """
+    pts = [int(probe.frame_pts[i]) for i in group]
+    if len(pts) <= _MAX_SELECT_TERMS:
+        return "+".join(f"eq(pts,{p})" for p in pts), len(pts)
+    first, last = group[0], group[-1]
+    if keyframes_only:
+        keys = probe.keyframe_indices
+        count = int(((keys >= first) & (keys <= last)).sum())
+    else:
+        count = last - first + 1
+    return f"between(pts,{pts[0]},{pts[-1]})", count
 
 
 # One extra ffmpeg process costs about as much as decoding this many frames; the plan
@@ -75,15 +88,15 @@ _MAX_PARALLEL_SEEKS = 4
 
 def _run_ffmpeg(
     path: str,
-    pts_wanted: Sequence[int],
+    select: str,
+    frames_out: int,
     width: int,
     height: int,
     downscale: bool,
     seek_s: Optional[float] = None,
     keyframes_only: bool = False,
-    frames_out: Optional[int] = None,
 ) -> tuple[np.ndarray, list[int], list[str]]:
-    """One ffmpeg process: decode, keep frames whose PTS is wanted, return RGB frames with their PTS."""
+    """One ffmpeg process: decode, keep the selected frames, return them as RGB with their PTS."""
     settings = get_settings()
     input_opts: dict = {"copyts": None}
     if seek_s is not None and seek_s > 0:
@@ -94,14 +107,12 @@ def _run_ffmpeg(
         input_opts["skip_frame"] = "nokey"
     stream = (
         ffmpeg.input(path, **input_opts)["v:0"]
-        .filter("select", _select_expression(pts_wanted))
+        .filter("select", select)
         .filter("scale", width, height, flags="area" if downscale else "bicubic")
         .filter("setsar", 1)
         .filter("showinfo")
     )
-    out_opts: dict = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
-    # Stop decoding once the last wanted frame is out.
-    out_opts["frames:v"] = frames_out or len(pts_wanted)
+    out_opts = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough", "frames:v": frames_out}
     args = stream.output("pipe:", **out_opts).compile(cmd=settings.ffmpeg_binary)
     args[1:1] = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
     try:
@@ -157,50 +168,31 @@ def decode_frames(
     if not wanted:
         raise VideoError("no frames requested within the video", stage="decode")
     width, height = output_size(probe, max_size)
-    pts_of = probe.frame_pts
     times = probe.frame_times
-    index_of_pts = {int(pts_of[i]): i for i in wanted}
-    groups = [wanted] if keyframes_only else plan_decode(probe, wanted)
-
-    def run(group: list[int], seek: bool) -> tuple[np.ndarray, list[int], list[str]]:
-        seek_s = float(times[probe.keyframe_at_or_before(group[0])] - times[0]) if seek else None
-        return _run_ffmpeg(
-            path, [int(pts_of[i]) for i in group], width, height, bool(max_size), seek_s, keyframes_only,
-            frames_out=_frames_out(group),
-        )
-
-    def _frames_out(group: list[int]) -> int:
-        if len(group) <= _MAX_SELECT_TERMS:
-            return len(group)
-        if keyframes_only:
-            return int(((probe.keyframe_indices >= group[0]) & (probe.keyframe_indices <= group[-1])).sum())
-        return group[-1] - group[0] + 1
-
-    seek = len(groups) > 1 or (not keyframes_only and probe.keyframe_at_or_before(wanted[0]) > 0)
-    if len(groups) == 1:
-        results = [run(groups[0], seek)]
-    else:
-        with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_SEEKS, len(groups))) as pool:
-            results = list(pool.map(lambda g: run(g, True), groups))
-
+    index_of_pts = {int(probe.frame_pts[i]): i for i in wanted}
     got: dict[int, np.ndarray] = {}
     errors: list[str] = []
-    for array, shown, errs in results:
+
+    def run(group: list[int], seek: bool) -> None:
+        """Decode one group in its own ffmpeg process and keep the wanted frames."""
+        select, frames_out = _selection(probe, group, keyframes_only)
+        seek_s = float(times[probe.keyframe_at_or_before(group[0])] - times[0]) if seek else None
+        array, shown, errs = _run_ffmpeg(
+            path, select, frames_out, width, height, bool(max_size), seek_s, keyframes_only
+        )
         errors.extend(errs)
         for k, pts in enumerate(shown):
             if pts in index_of_pts:
                 got.setdefault(index_of_pts[pts], array[k])
+
+    groups = [wanted] if keyframes_only else plan_decode(probe, wanted)
+    seek = len(groups) > 1 or (not keyframes_only and probe.keyframe_at_or_before(wanted[0]) > 0)
+    with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_SEEKS, len(groups))) as pool:
+        list(pool.map(lambda g: run(g, seek), groups))
     missing = [i for i in wanted if i not in got]
     if missing and seek:
         # A seek that landed wrong must not cost frames: fetch the rest in one plain pass.
-        array, shown, errs = _run_ffmpeg(
-            path, [int(pts_of[i]) for i in missing], width, height, bool(max_size), None, keyframes_only,
-            frames_out=_frames_out(missing),
-        )
-        errors.extend(errs)
-        for k, pts in enumerate(shown):
-            if pts in index_of_pts:
-                got.setdefault(index_of_pts[pts], array[k])
+        run(missing, seek=False)
         missing = [i for i in wanted if i not in got]
     if not got:
         detail = errors[-1] if errors else "no frame came out"

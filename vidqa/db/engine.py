@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from functools import lru_cache
@@ -54,10 +53,9 @@ def embedded_server_url() -> str:
 
 
 def database_url() -> str:
-    """The URL in use. Exported to the environment so worker threads and subprocesses agree."""
-    configured = get_settings().database_url or os.environ.get("VIDQA_DATABASE_URL")
-    url = _normalise(configured) if configured else embedded_server_url()
-    return url
+    """The URL in use: the configured server's, else the embedded one's."""
+    configured = get_settings().database_url
+    return _normalise(configured) if configured else embedded_server_url()
 
 
 @lru_cache(maxsize=8)

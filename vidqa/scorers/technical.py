@@ -39,14 +39,15 @@ class TechnicalScorer(Scorer):
         temporal = {
             "mse_dyn": lambda: tm.mse_dyn(frames, step),
             "ssim_sim": lambda: tm.ssim_sim(frames),
-            # With step 1 SSIM-dyn is SSIM-sim: reuse it rather than filter every frame again.
-            "ssim_dyn": lambda: out["ssim_sim"].value if step == 1 else tm.ssim_dyn(frames, step),
+            "ssim_dyn": lambda: tm.ssim_dyn(frames, step),
         }
+        if step == 1:
+            # SSIM-dyn over every sampled frame is SSIM-sim: reuse it, do not filter the frames again.
+            del temporal["ssim_dyn"]
         for metric, compute in temporal.items():
             try:
                 out[metric] = Metric.of(compute())
             except ValueError as exc:  # too few frames, or frames smaller than the SSIM window
                 out[metric] = Metric(None, {"undefined": str(exc)})
-        if out["ssim_sim"].value is None and step == 1:
-            out["ssim_dyn"] = out["ssim_sim"]
+        out.setdefault("ssim_dyn", out["ssim_sim"])
         return out
