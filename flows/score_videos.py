@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
@@ -11,6 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks.scoring import close_run, list_videos, open_run, score_shard
+from vidqa.clips import ClipSpec
 from vidqa.scorers import SCORERS, TechnicalConfig
 from vidqa.summary import RunSummary
 
@@ -20,7 +21,19 @@ ScorerName = Literal["technical"]
 class ScoreVideosParams(BaseModel):
     """Parameters of a scoring run (rendered as a form in the Prefect UI)."""
 
-    source: str = Field(..., title="Source", description="Folder, glob or single video file.")
+    source: str = Field(
+        ..., title="Source",
+        description="Folder, glob or video file; s3://bucket/prefix (or an s3:// glob); or a .jsonl/.csv manifest.",
+    )
+    video_key: str = Field("video_path", title="Manifest video column", description="Manifests: the column naming each video.")
+    aws_credentials_block: Optional[str] = Field(
+        None, title="AWS credentials block",
+        description="Name of a Prefect AwsCredentials block for s3:// sources (default: VIDQA_S3_* settings, then the AWS chain).",
+    )
+    clips: ClipSpec = Field(
+        default_factory=ClipSpec, title="Clips",
+        description="Score whole videos, or split them into scenes or fixed windows and score each clip.",
+    )
     scorers: list[ScorerName] = Field(["technical"], title="Scorers", description="Scorers to run.")
     technical: TechnicalConfig = Field(
         default_factory=TechnicalConfig, title="Technical metrics", description="Luminance, sharpness, temporal change."
@@ -39,10 +52,16 @@ def score_videos(params: ScoreVideosParams) -> dict[str, Any]:
     started = time.perf_counter()
     logger = get_run_logger()
     run_id = open_run(params.source, params.model_dump(mode="json"), flow_run.id, flow_run.flow_name or "score-videos")
-    refs = list_videos(params.source)
+    refs = list_videos(params.source, params.video_key, params.aws_credentials_block)
     shards = [refs[i : i + params.shard_size] for i in range(0, len(refs), params.shard_size)]
     logger.info("%d videos in %d shards", len(refs), len(shards))
-    futures = score_shard.map(shards, unmapped(params.scorer_specs()), unmapped(run_id))
+    futures = score_shard.map(
+        shards,
+        unmapped(params.scorer_specs()),
+        unmapped(run_id),
+        unmapped(params.clips.model_dump(mode="json")),
+        unmapped(params.aws_credentials_block),
+    )
 
     outcomes: list[dict[str, Any]] = []
     for shard, future in zip(shards, futures):

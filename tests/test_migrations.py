@@ -7,7 +7,7 @@ from vidqa.db import get_engine, upgrade, downgrade
 from vidqa.db.migrate import current_revision, head_revision
 from vidqa.db.tables import metadata
 
-TABLES = {"runs", "videos", "clips", "scorer_configs", "scores", "scorer_failures"}
+TABLES = {"runs", "videos", "clips", "scorer_configs", "scores", "scorer_failures", "video_splits"}
 
 
 def user_tables(url):
@@ -61,8 +61,27 @@ def test_unique_identity_rejects_duplicate_scores(migrated_db):
 
 def test_cli_db_commands(database_url):
     assert vidqa_cli("db", "url").stdout.strip().split("@")[-1] == database_url.split("@")[-1]
-    assert "revision 0001" in vidqa_cli("db", "upgrade").stdout
+    assert f"revision {head_revision()}" in vidqa_cli("db", "upgrade").stdout
     assert user_tables(database_url) == TABLES
-    assert "0001" in vidqa_cli("db", "current").stdout
+    assert head_revision() in vidqa_cli("db", "current").stdout
     vidqa_cli("db", "downgrade", "base")
     assert user_tables(database_url) == set()
+
+
+def test_upgrade_from_0001_keeps_scored_clips(database_url):
+    """A database scored with schema 0001 keeps its clips and scores through 0002."""
+    upgrade("0001", database_url)
+    engine = get_engine(database_url)
+    with engine.begin() as conn:
+        vid = conn.execute(sa.text(
+            "INSERT INTO videos (uri, content_id, status) VALUES ('/v.mp4', 'sha256:x', 'ok') RETURNING id")).scalar()
+        conn.execute(sa.text(
+            "INSERT INTO clips (video_id, kind, start_frame, end_frame, start_time_s, end_time_s) "
+            "VALUES (:v, 'video', 0, 10, 0, 1)"), {"v": vid})
+    upgrade("head", database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT kind, split_hash, end_frame FROM clips")).all()
+    assert [tuple(r) for r in rows] == [("video", "", 10)]
+    downgrade("0001", database_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM clips")).scalar() == 1

@@ -66,10 +66,15 @@ def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str]) -> None:
 
 @app.command()
 def run(
-    source: str = typer.Argument(..., help="Folder, glob or video file."),
+    source: str = typer.Argument(
+        ..., help="Folder, glob or video file; s3://bucket/prefix; or a .jsonl/.csv manifest."
+    ),
     frames: int = typer.Option(16, "--frames", "-n", help="Frames sampled uniformly per video."),
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Downscale frames so the longer side is at most this."),
     dyn_step: int = typer.Option(1, "--dyn-step", help="Frame step for MSE-dyn / SSIM-dyn."),
+    clips: str = typer.Option("none", "--clips", help="none (whole videos), scenes, or windows."),
+    window: float = typer.Option(10.0, "--window", help="--clips windows: window length in seconds."),
+    video_key: str = typer.Option("video_path", "--video-key", help="Manifests: the column naming each video."),
     shard_size: int = typer.Option(16, "--shard-size", help="Videos per Prefect task."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect logs."),
 ) -> None:
@@ -81,16 +86,23 @@ def run(
     ensure_schema()
     from flows.score_videos import ScoreVideosParams, score_videos
     from vidqa.scorers import TechnicalConfig
+    from vidqa.storage import ManifestError
     from vidqa.summary import RunSummary
 
-    params = ScoreVideosParams(
-        source=source,
-        technical=TechnicalConfig(sampling={"n": frames, "max_size": max_size}, dyn_step=dyn_step),
-        shard_size=shard_size,
-    )
+    try:
+        params = ScoreVideosParams(
+            source=source,
+            video_key=video_key,
+            clips={"method": clips, "window_s": window},
+            technical=TechnicalConfig(sampling={"n": frames, "max_size": max_size}, dyn_step=dyn_step),
+            shard_size=shard_size,
+        )
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
     try:
         summary = RunSummary(**score_videos(params))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ManifestError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     _print_summary(summary)
@@ -108,6 +120,8 @@ def _print_summary(s: "RunSummary") -> None:  # noqa: F821 - imported lazily
     table.add_row("scored now", str(s.n_scored))
     table.add_row("already scored (skipped)", str(s.n_skipped))
     table.add_row("failed", str(s.n_failed))
+    if s.n_clips:
+        table.add_row("clips scored", str(s.n_clips))
     table.add_row("scores written", str(s.n_scores_written))
     table.add_row("metrics", ", ".join(s.metrics))
     table.add_row("wall time", f"{s.wall_time_s:.1f} s")

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     s3_region: Optional[str] = None
     s3_access_key_id: Optional[SecretStr] = None
     s3_secret_access_key: Optional[SecretStr] = None
+    s3_session_token: Optional[SecretStr] = None
+    s3_profile: Optional[str] = None
+    cache_max_gb: float = Field(50.0, gt=0, description="Bound of the local object cache, in GiB.")
     ffmpeg_binary: str = "ffmpeg"
     ffprobe_binary: str = "ffprobe"
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.
@@ -38,6 +41,10 @@ class Settings(BaseSettings):
     @property
     def pgdata(self) -> Path:
         return self.home / "pgdata"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,7 @@ import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import ffmpeg
 import numpy as np
@@ -207,3 +207,31 @@ def decode_frames(
         missing_indices=missing,
         decode_errors=list(dict.fromkeys(errors))[:20],
     )
+
+
+def iter_frames(path: str, probe: VideoProbe, max_size: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Every frame, as displayed, one RGB array at a time (for whole-video analyses such as
+    scene detection, where holding all frames would not fit in memory)."""
+    settings = get_settings()
+    width, height = output_size(probe, max_size)
+    stream = (
+        ffmpeg.input(path)["v:0"]
+        .filter("scale", width, height, flags="area" if max_size else "bicubic")
+        .filter("setsar", 1)
+    )
+    args = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").compile(
+        cmd=settings.ffmpeg_binary
+    )
+    args[1:1] = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
+    frame_bytes = width * height * 3
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            buf = proc.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            yield np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

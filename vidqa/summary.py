@@ -15,6 +15,7 @@ class RunSummary:
     n_skipped: int = 0
     n_failed: int = 0
     n_scores_written: int = 0
+    n_clips: int = 0
     wall_time_s: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
@@ -27,6 +28,7 @@ class RunSummary:
         for o in outcomes:
             s.n_videos += 1
             s.n_scores_written += o["scores_written"]
+            s.n_clips += o.get("clips", 0)
             if o["status"] == "scored":
                 s.n_scored += 1
             elif o["status"] == "skipped":

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from vidqa.db.tables import clips, runs, scorer_configs, scorer_failures, scores, videos
+from vidqa.db.tables import clips, runs, scorer_configs, scorer_failures, scores, video_splits, videos
 
 WHOLE_VIDEO = "video"
 UNREADABLE = ""  # content_id of a video whose bytes could not be read
@@ -100,13 +100,20 @@ def upsert_video(
 
 
 def ensure_clip(
-    conn: Connection, video_id: int, kind: str, start_frame: int, end_frame: int, start_time: float, end_time: float
+    conn: Connection,
+    video_id: int,
+    kind: str,
+    start_frame: int,
+    end_frame: int,
+    start_time: float,
+    end_time: float,
+    split_hash: str = "",
 ) -> int:
     stmt = (
         insert(clips)
         .values(
             video_id=video_id, kind=kind, start_frame=start_frame, end_frame=end_frame,
-            start_time_s=start_time, end_time_s=end_time,
+            start_time_s=start_time, end_time_s=end_time, split_hash=split_hash,
         )
         .on_conflict_do_update(
             constraint="uq_clips_span", set_={"start_time_s": start_time, "end_time_s": end_time}
@@ -118,8 +125,43 @@ def ensure_clip(
 
 def whole_video_clip_id(conn: Connection, video_id: int) -> Optional[int]:
     return conn.execute(
-        sa.select(clips.c.id).where(clips.c.video_id == video_id, clips.c.kind == WHOLE_VIDEO)
+        sa.select(clips.c.id).where(
+            clips.c.video_id == video_id, clips.c.kind == WHOLE_VIDEO, clips.c.split_hash == ""
+        )
     ).scalar()
+
+
+def record_split(
+    conn: Connection, video_id: int, split_hash: str, method: str, config: dict[str, Any], n_clips: int
+) -> None:
+    """Remember that a video was split with these settings (also when no clip was kept)."""
+    stmt = insert(video_splits).values(
+        video_id=video_id, split_hash=split_hash, method=method, config=config, n_clips=n_clips
+    )
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["video_id", "split_hash"], set_={"n_clips": n_clips, "config": config}
+    ))
+
+
+def split_clips(conn: Connection, video_id: int, split_hash: str) -> Optional[list[sa.Row]]:
+    """The clips a split made, in time order; ``None`` when the video was never split so."""
+    if split_hash == "":
+        clip = conn.execute(
+            sa.select(clips).where(clips.c.video_id == video_id, clips.c.split_hash == "",
+                                   clips.c.kind == WHOLE_VIDEO)
+        ).first()
+        return None if clip is None else [clip]
+    done = conn.execute(
+        sa.select(video_splits.c.n_clips).where(
+            video_splits.c.video_id == video_id, video_splits.c.split_hash == split_hash
+        )
+    ).scalar()
+    if done is None:
+        return None
+    return list(conn.execute(
+        sa.select(clips).where(clips.c.video_id == video_id, clips.c.split_hash == split_hash)
+        .order_by(clips.c.start_frame)
+    ))
 
 
 def finished_scorers(conn: Connection, clip_id: int) -> set[tuple[str, str]]:

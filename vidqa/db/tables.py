@@ -80,7 +80,19 @@ clips = sa.Table(
     sa.Column("start_time_s", sa.Float, nullable=False),
     sa.Column("end_time_s", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-    sa.UniqueConstraint("video_id", "kind", "start_frame", "end_frame", name="uq_clips_span"),
+    sa.Column("split_hash", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("video_id", "split_hash", "kind", "start_frame", "end_frame", name="uq_clips_span"),
+)
+
+video_splits = sa.Table(
+    "video_splits",
+    metadata,
+    sa.Column("video_id", sa.BigInteger, sa.ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("split_hash", sa.Text, primary_key=True),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("config", JSONB, nullable=False),
+    sa.Column("n_clips", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
 scorer_configs = sa.Table(

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidqa.clips import ClipSpan
 from vidqa.frames import Frames
 from vidqa.probe import VideoProbe
 from vidqa.sampling import SamplingSpec
@@ -40,6 +41,7 @@ class ScoreItem:
     probe: VideoProbe
     frames: Frames
     fields: dict[str, Any] = field(default_factory=dict)
+    clip: Optional[ClipSpan] = None
 
 
 @dataclass

@@ -1,0 +1,63 @@
+"""Local folders, globs and files."""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import os
+from pathlib import Path
+
+from vidqa.errors import VideoError
+from vidqa.storage.refs import VideoRef, is_video_name
+
+
+def local_ref(path: str, **fields) -> VideoRef:
+    p = Path(path).expanduser().absolute()
+    try:
+        st = p.stat()
+        return VideoRef(uri=str(p), size=st.st_size, mtime=st.st_mtime, fields=fields)
+    except OSError:
+        # Listed but not stat-able (dangling link, vanished): reading it records the reason.
+        return VideoRef(uri=str(p), fields=fields)
+
+
+def list_local(source: str) -> list[VideoRef]:
+    """Videos under a folder (recursive), matching a glob, or one file. Sorted by URI.
+
+    In folders and globs only files with a video extension are taken; a single file is
+    taken whatever its name, so a user who names a file gets a verdict on it.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        found = [
+            os.path.join(root, name)
+            for root, _dirs, names in os.walk(path, followlinks=True)
+            for name in names
+            if is_video_name(name)
+        ]
+    elif path.exists() or path.is_symlink():
+        found = [str(path)]
+    elif globlib.has_magic(source):
+        found = [p for p in globlib.glob(os.path.expanduser(source), recursive=True) if is_video_name(p)]
+    else:
+        raise FileNotFoundError(f"source not found: {source}")
+    return sorted((local_ref(p) for p in found), key=lambda r: r.uri)
+
+
+def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def read_error(exc: OSError) -> VideoError:
+    """A local read failure as a recorded reason."""
+    if isinstance(exc, FileNotFoundError):
+        return VideoError("file not found", stage="read", transient=True)
+    if isinstance(exc, PermissionError):
+        return VideoError("permission denied", stage="read", transient=True)
+    if isinstance(exc, IsADirectoryError):
+        return VideoError("is a directory, not a file", stage="read")
+    return VideoError(f"cannot read: {exc.strerror or exc}", stage="read", transient=True)
