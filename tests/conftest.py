@@ -131,3 +131,87 @@ def vidqa_cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
     if check and proc.returncode != 0:
         raise AssertionError(f"vidqa {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+class S3Endpoint:
+    """A real S3 HTTP endpoint on loopback (moto's server mode) with IAM enforced.
+
+    ``key_id``/``secret`` belong to an IAM user allowed everything on S3 except reading
+    objects under ``private/``: a real AccessDenied, not a simulated one.
+    """
+
+    bucket = "vidqa-test"
+
+    def __init__(self, url: str, key_id: str, secret: str):
+        self.url, self.key_id, self.secret = url, key_id, secret
+        import boto3
+
+        self.client = boto3.client(
+            "s3", endpoint_url=url, region_name="us-east-1",
+            aws_access_key_id=key_id, aws_secret_access_key=secret,
+        )
+
+    def put(self, key: str, path_or_bytes) -> str:
+        body = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return f"s3://{self.bucket}/{key}"
+
+    def options(self):
+        from pydantic import SecretStr
+        from vidqa.storage import S3Options
+
+        return S3Options(endpoint_url=self.url, region="us-east-1",
+                         access_key_id=SecretStr(self.key_id), secret_access_key=SecretStr(self.secret))
+
+    def env(self) -> dict[str, str]:
+        return {"VIDQA_S3_ENDPOINT_URL": self.url, "VIDQA_S3_REGION": "us-east-1",
+                "VIDQA_S3_ACCESS_KEY_ID": self.key_id, "VIDQA_S3_SECRET_ACCESS_KEY": self.secret}
+
+
+# Requests moto serves before it starts enforcing IAM: exactly the setup calls below.
+_SETUP_ACTIONS = 4
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> S3Endpoint:
+    import json
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_ACTIONS)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("moto server did not start")
+    admin = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+    boto3.client("s3", **admin).create_bucket(Bucket=S3Endpoint.bucket)
+    iam = boto3.client("iam", **admin)
+    iam.create_user(UserName="vidqa")
+    key = iam.create_access_key(UserName="vidqa")["AccessKey"]
+    iam.put_user_policy(UserName="vidqa", PolicyName="no-private", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{S3Endpoint.bucket}/private/*"},
+        ],
+    }))
+    yield S3Endpoint(url, key["AccessKeyId"], key["SecretAccessKey"])
+    proc.terminate()
+    proc.wait(timeout=10)

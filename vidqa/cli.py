@@ -102,7 +102,7 @@ def run(
         raise typer.Exit(2)
     try:
         summary = RunSummary(**score_videos(params))
-    except (FileNotFoundError, ManifestError) as exc:
+    except (FileNotFoundError, PermissionError, ManifestError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     _print_summary(summary)
