@@ -204,3 +204,34 @@ def test_flow_reads_s3_with_a_prefect_aws_credentials_block(s3_endpoint, migrate
         (params,) = conn.execute(sa.text("SELECT parameters FROM runs")).scalars()
     assert params["aws_credentials_block"] == block
     assert s3_endpoint.secret not in json.dumps(params) and s3_endpoint.key_id not in json.dumps(params)
+
+
+def test_transient_errors_are_retried_with_growing_backoff():
+    from vidqa.retry import call_with_retries
+    from vidqa.storage.s3 import is_transient
+
+    calls, sleeps = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionResetError("connection reset by peer")
+        return "bytes"
+
+    assert call_with_retries(flaky, is_transient=is_transient, base_delay_s=1.0, sleep=sleeps.append) == "bytes"
+    assert len(calls) == 3 and len(sleeps) == 2
+    assert 0 <= sleeps[0] <= 1.0 and 0 <= sleeps[1] <= 2.0  # full jitter under a doubling cap
+
+    denied = []
+
+    def forbidden():
+        denied.append(1)
+        raise PermissionError("Access Denied")
+
+    with pytest.raises(PermissionError):
+        call_with_retries(forbidden, is_transient=is_transient, sleep=sleeps.append)
+    assert len(denied) == 1  # not worth retrying
+
+    with pytest.raises(TimeoutError):
+        call_with_retries(lambda: (_ for _ in ()).throw(TimeoutError("slow")), is_transient=is_transient,
+                          attempts=3, sleep=lambda s: None)
