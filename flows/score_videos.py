@@ -10,12 +10,12 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from tasks.scoring import close_run, list_videos, open_run, score_shard
+from tasks.scoring import close_run, list_videos, open_run, prepare_scorers, score_shard
 from vidqa.clips import ClipSpec
-from vidqa.scorers import SCORERS, TechnicalConfig
+from vidqa.scorers import SCORERS, AestheticConfig, EMScoreConfig, TechnicalConfig, TextVideoConfig
 from vidqa.summary import RunSummary
 
-ScorerName = Literal["technical"]
+ScorerName = Literal["technical", "emscore", "text_video", "aesthetic"]
 
 
 class ScoreVideosParams(BaseModel):
@@ -38,6 +38,15 @@ class ScoreVideosParams(BaseModel):
     technical: TechnicalConfig = Field(
         default_factory=TechnicalConfig, title="Technical metrics", description="Luminance, sharpness, temporal change."
     )
+    emscore: EMScoreConfig = Field(
+        default_factory=EMScoreConfig, title="EMScore", description="Caption vs video frames and reference captions."
+    )
+    text_video: TextVideoConfig = Field(
+        default_factory=TextVideoConfig, title="Text-video similarity", description="CLIP similarity of frames and a text."
+    )
+    aesthetic: AestheticConfig = Field(
+        default_factory=AestheticConfig, title="Aesthetic", description="LAION aesthetic score (CLIP ViT-L/14 + MLP head)."
+    )
     shard_size: int = Field(16, ge=1, le=10_000, title="Shard size", description="Videos per task.")
 
     def scorer_specs(self) -> list[dict[str, Any]]:
@@ -53,11 +62,14 @@ def score_videos(params: ScoreVideosParams) -> dict[str, Any]:
     logger = get_run_logger()
     run_id = open_run(params.source, params.model_dump(mode="json"), flow_run.id, flow_run.flow_name or "score-videos")
     refs = list_videos(params.source, params.video_key, params.aws_credentials_block)
+    # Loads every model (a missing one fails the run here, before any video is read) and
+    # computes run-level context over the whole source (EMScore's IDF corpus).
+    specs = prepare_scorers(params.scorer_specs(), refs)
     shards = [refs[i : i + params.shard_size] for i in range(0, len(refs), params.shard_size)]
     logger.info("%d videos in %d shards", len(refs), len(shards))
     futures = score_shard.map(
         shards,
-        unmapped(params.scorer_specs()),
+        unmapped(specs),
         unmapped(run_id),
         unmapped(params.clips.model_dump(mode="json")),
         unmapped(params.aws_credentials_block),

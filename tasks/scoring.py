@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Any, Optional
 
 from prefect import task
@@ -64,6 +65,13 @@ def _worth_retrying(task, task_run, state) -> bool:
 def list_videos(source: str, video_key: str = "video_path", aws_credentials_block: Optional[str] = None) -> list[dict[str, Any]]:
     storage = storage_for(aws_credentials_block)
     return [ref.to_dict() for ref in storage.list_videos(source, video_key)]
+
+
+@task(name="prepare-scorers", cache_policy=NO_CACHE)
+def prepare_scorers(scorers: list[dict[str, Any]], refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    specs = pipeline.prepare_scorers([pipeline.ScorerSpec(**s) for s in scorers],
+                                     [VideoRef.from_dict(r) for r in refs])
+    return [asdict(s) for s in specs]
 
 
 @task(

@@ -2,8 +2,10 @@
 -> score -> persist.
 
 The score tables are the ledger: a video whose scorers are all finished for the same
-configuration is skipped before it is probed or decoded, and every write is an upsert,
-so a rerun after a crash finishes the rest and never duplicates a row.
+configuration and text inputs is skipped before it is fetched, probed or decoded, and
+every write is an upsert, so a rerun after a crash finishes the rest and never duplicates
+a row. Clips wait in a queue per scorer and are scored in batches (frames of many videos
+in one encoder batch for model scorers).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from sqlalchemy.engine import Engine
 
 from vidqa.clips import ClipSpan, ClipSpec, split_video
 from vidqa.db import repository as repo
-from vidqa.errors import VideoError
+from vidqa.errors import ScorerError, VideoError
 from vidqa.probe import VideoProbe, probe_video
 from vidqa.sampling import SamplingSpec
 from vidqa.scorers import ScoreItem, Scorer, build_scorer
+from vidqa.scorers.base import Metric, input_hash
 from vidqa.storage import Storage, VideoRef
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,8 @@ class ScorerSpec:
 
     name: str
     config: dict[str, Any] = field(default_factory=dict)
+    # Run-level context computed over the whole source (e.g. EMScore's IDF table).
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +87,120 @@ def _record_failure(engine: Engine, ref: VideoRef, cid: str, exc: VideoError, ru
         )
 
 
+@dataclass
+class _Pending:
+    """One scorer's work on one video: its text inputs (or why they are missing)."""
+
+    scorer: Scorer
+    inputs: dict[str, Any]
+    input_hash: str
+    missing: Optional[str] = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.scorer.name, self.scorer.config_hash, self.input_hash)
+
+
+def _pending_for(scorers: list[Scorer], fields: dict[str, Any]) -> list[_Pending]:
+    out = []
+    for scorer in scorers:
+        try:
+            inputs = scorer.inputs(fields)
+            out.append(_Pending(scorer, inputs, input_hash(inputs)))
+        except ScorerError as exc:
+            out.append(_Pending(scorer, {}, "", missing=str(exc)))
+    return out
+
+
+@dataclass
+class _Job:
+    outcome: VideoOutcome
+    clip_id: int
+    item: ScoreItem
+    pending: _Pending
+
+
+class ScoreQueue:
+    """Clips waiting for each scorer; scored a batch at a time and written to the ledger."""
+
+    def __init__(self, engine: Engine, run_id: Optional[uuid.UUID]):
+        self.engine = engine
+        self.run_id = run_id
+        self.jobs: dict[tuple[str, str], list[_Job]] = defaultdict(list)
+        self.scorers: dict[tuple[str, str], Scorer] = {}
+
+    def submit(self, job: _Job) -> None:
+        scorer = job.pending.scorer
+        key = (scorer.name, scorer.config_hash)
+        self.scorers[key] = scorer
+        self.jobs[key].append(job)
+        job.outcome.scorers_run.append(scorer.name)
+        if len(self.jobs[key]) >= scorer.resources.batch_size:
+            self._flush(key)
+
+    def fail(self, outcome: VideoOutcome, clip_id: int, pending: _Pending, reason: str) -> None:
+        with self.engine.begin() as conn:
+            self._register(conn, pending)
+            repo.write_scorer_failure(conn, clip_id, pending.scorer.name, pending.scorer.config_hash, reason,
+                                      self.run_id, pending.input_hash)
+
+    def flush(self) -> None:
+        for key in list(self.jobs):
+            self._flush(key)
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        jobs = self.jobs.pop(key, [])
+        if not jobs:
+            return
+        scorer = self.scorers[key]
+        try:
+            results = scorer.score([j.item for j in jobs])
+        except Exception:
+            if len(jobs) == 1:
+                raise
+            # One bad clip must not sink its batch: score each alone to find it.
+            log.exception("%s failed on a batch of %d; retrying one by one", scorer.name, len(jobs))
+            results = [self._score_one(scorer, j.item) for j in jobs]
+        for job, result in zip(jobs, results, strict=True):
+            self._write(job, result)
+
+    @staticmethod
+    def _score_one(scorer: Scorer, item: ScoreItem):
+        try:
+            (result,) = scorer.score([item])
+            return result
+        except Exception as exc:
+            return exc
+
+    def _register(self, conn, pending: _Pending) -> None:
+        s = pending.scorer
+        repo.register_scorer_config(conn, s.name, s.config_hash, s.identity())
+        repo.register_inputs(conn, pending.input_hash, pending.inputs)
+
+    def _write(self, job: _Job, result: dict[str, Metric] | Exception) -> None:
+        p = job.pending
+        with self.engine.begin() as conn:
+            self._register(conn, p)
+            if isinstance(result, Exception):
+                reason = str(result) if isinstance(result, ScorerError) else f"{type(result).__name__}: {result}"
+                repo.write_scorer_failure(conn, job.clip_id, p.scorer.name, p.scorer.config_hash, reason,
+                                          self.run_id, p.input_hash)
+                return
+            frame_info = job.item.frames.summary()
+            values = {metric: (m.value, {**frame_info, **(m.details or {})}) for metric, m in result.items()}
+            job.outcome.scores_written += repo.write_scores(
+                conn, job.clip_id, p.scorer.name, p.scorer.config_hash, values, self.run_id, p.input_hash
+            )
+
+
+def _all_finished(conn, clip_rows, pending: list[_Pending]) -> bool:
+    for clip in clip_rows:
+        done = repo.finished_scorers(conn, clip.id)
+        if any(p.key not in done for p in pending):
+            return False
+    return True
+
+
 def score_video(
     engine: Engine,
     ref: VideoRef,
@@ -90,23 +209,28 @@ def score_video(
     clip_spec: ClipSpec = ClipSpec(),
     storage: Optional[Storage] = None,
 ) -> VideoOutcome:
+    """Score one video and write its scores (see :func:`score_shard` for many)."""
+    queue = ScoreQueue(engine, run_id)
+    outcome = prepare_video(engine, storage or Storage(), queue, ref, scorers, clip_spec, run_id)
+    queue.flush()
+    return outcome
+
+
+def prepare_video(
+    engine: Engine, storage: Storage, queue: ScoreQueue, ref: VideoRef, scorers: list[Scorer],
+    clip_spec: ClipSpec, run_id: Optional[uuid.UUID],
+) -> VideoOutcome:
+    """Identify, check the ledger, fetch, probe, split and decode one video, queueing its
+    clips for the scorers that have not scored them."""
     started = time.perf_counter()
-    outcome = _score_video(engine, storage or Storage(), ref, scorers, clip_spec, run_id)
+    outcome = _prepare_video(engine, storage, queue, ref, scorers, clip_spec, run_id)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _all_finished(conn, clip_rows, scorers: list[Scorer]) -> bool:
-    for clip in clip_rows:
-        done = repo.finished_scorers(conn, clip.id)
-        if any((s.name, s.config_hash) not in done for s in scorers):
-            return False
-    return True
-
-
-def _score_video(
-    engine: Engine, storage: Storage, ref: VideoRef, scorers: list[Scorer], clip_spec: ClipSpec,
-    run_id: Optional[uuid.UUID],
+def _prepare_video(
+    engine: Engine, storage: Storage, queue: ScoreQueue, ref: VideoRef, scorers: list[Scorer],
+    clip_spec: ClipSpec, run_id: Optional[uuid.UUID],
 ) -> VideoOutcome:
     try:
         ref, cid = _identify(engine, storage, ref)
@@ -114,19 +238,20 @@ def _score_video(
         _record_failure(engine, ref, repo.UNREADABLE, exc, run_id)
         return VideoOutcome(ref.uri, "failed", exc.reason)
 
+    pending = _pending_for(scorers, ref.fields)
     with engine.connect() as conn:
         row = repo.find_video(conn, ref.uri, cid)
         if row is not None and row.status == "failed" and not row.failure_transient:
             return VideoOutcome(ref.uri, "failed", row.failure_reason, from_ledger=True)
         if row is not None and row.status == "ok":
             known_clips = repo.split_clips(conn, row.id, clip_spec.split_hash)
-            if known_clips is not None and _all_finished(conn, known_clips, scorers):
+            if known_clips is not None and _all_finished(conn, known_clips, pending):
                 return VideoOutcome(ref.uri, "skipped", "already scored", from_ledger=True)
 
-    # Only now are the bytes needed: fetch (remote), probe, split, decode, score.
+    # Only now are the bytes needed: fetch (remote), probe, split, decode.
     try:
         with storage.local_file(ref) as path:
-            return _score_local(engine, ref, cid, path, scorers, clip_spec, run_id)
+            return _prepare_local(engine, queue, ref, cid, path, pending, clip_spec, run_id)
     except VideoError as exc:
         _record_failure(engine, ref, cid, exc, run_id)
         return VideoOutcome(ref.uri, "failed", exc.reason)
@@ -149,9 +274,9 @@ def _clips_for(engine: Engine, video_id: int, path: str, probe: VideoProbe, spec
     return spans
 
 
-def _score_local(
-    engine: Engine, ref: VideoRef, cid: str, path: str, scorers: list[Scorer], clip_spec: ClipSpec,
-    run_id: Optional[uuid.UUID],
+def _prepare_local(
+    engine: Engine, queue: ScoreQueue, ref: VideoRef, cid: str, path: str, pending: list[_Pending],
+    clip_spec: ClipSpec, run_id: Optional[uuid.UUID],
 ) -> VideoOutcome:
     probe = probe_video(path)
     with engine.begin() as conn:
@@ -163,50 +288,45 @@ def _score_local(
         repo.ensure_clip(conn, video_id, repo.WHOLE_VIDEO, 0, probe.frame_count, 0.0, probe.duration_s)
 
     spans = _clips_for(engine, video_id, path, probe, clip_spec)
+    outcome = VideoOutcome(ref.uri, "scored", clips=len(spans))
     whole_video_only = clip_spec.method == "none"
-    written = 0
-    ran: list[str] = []
     for span in spans:
         with engine.begin() as conn:
             clip_id = repo.ensure_clip(conn, video_id, span.kind, span.start_frame, span.end_frame,
                                        span.start_s, span.end_s, clip_spec.split_hash)
             done = repo.finished_scorers(conn, clip_id)
-        pending = [s for s in scorers if (s.name, s.config_hash) not in done]
-        by_sampling: dict[SamplingSpec, list[Scorer]] = defaultdict(list)
-        for scorer in pending:
-            by_sampling[scorer.sampling].append(scorer)
+        todo = [p for p in pending if p.key not in done]
+        for p in [p for p in todo if p.missing]:
+            queue.fail(outcome, clip_id, p, p.missing)
+        by_sampling: dict[SamplingSpec, list[_Pending]] = defaultdict(list)
+        for p in todo:
+            if not p.missing:
+                by_sampling[p.scorer.sampling].append(p)
         for spec, group in by_sampling.items():
             try:
                 # Decoded once per clip and sampling, shared by the group's scorers.
                 frames = spec.sample(path, probe, span.start_frame, span.end_frame)
             except VideoError as exc:
-                if whole_video_only and len(by_sampling) == 1:
+                if whole_video_only and len(by_sampling) == 1 and len(group) == len(pending):
                     raise  # nothing of the video can be scored: the video failed
-                with engine.begin() as conn:
-                    for scorer in group:
-                        _register(conn, scorer)
-                        repo.write_scorer_failure(conn, clip_id, scorer.name, scorer.config_hash, exc.reason, run_id)
+                for p in group:
+                    queue.fail(outcome, clip_id, p, exc.reason)
                 continue
             item = ScoreItem(uri=ref.uri, probe=probe, frames=frames, fields=ref.fields, clip=span)
-            frame_info = frames.summary()
-            for scorer in group:
-                (result,) = scorer.score([item])
-                ran.append(scorer.name)
-                with engine.begin() as conn:
-                    _register(conn, scorer)
-                    if isinstance(result, Exception):
-                        repo.write_scorer_failure(conn, clip_id, scorer.name, scorer.config_hash, str(result), run_id)
-                        continue
-                    values = {
-                        metric: (m.value, {**frame_info, **(m.details or {})})
-                        for metric, m in result.items()
-                    }
-                    written += repo.write_scores(conn, clip_id, scorer.name, scorer.config_hash, values, run_id)
-    return VideoOutcome(ref.uri, "scored", None, written, sorted(set(ran)), clips=len(spans))
+            for p in group:
+                queue.submit(_Job(outcome, clip_id, item, p))
+    return outcome
 
 
-def _register(conn, scorer: Scorer) -> None:
-    repo.register_scorer_config(conn, scorer.name, scorer.config_hash, scorer.identity())
+def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef]) -> list[ScorerSpec]:
+    """Build every scorer once (loading its model: missing weights fail here, before any
+    video is read) and add the run-level context each computes over all of ``refs``."""
+    rows = [(r.uri, r.fields) for r in refs]
+    out = []
+    for spec in specs:
+        scorer = build_scorer(spec.name, spec.config)
+        out.append(ScorerSpec(spec.name, spec.config, {**scorer.context_for(rows), **spec.context}))
+    return out
 
 
 def score_shard(
@@ -218,9 +338,13 @@ def score_shard(
     storage: Optional[Storage] = None,
 ) -> ShardResult:
     """Score every video of a shard; a bad video is recorded and the shard goes on."""
-    scorers = [build_scorer(s.name, s.config) for s in specs]
+    scorers = [build_scorer(s.name, s.config, s.context) for s in specs]
     storage = storage or Storage()
+    queue = ScoreQueue(engine, run_id)
     result = ShardResult()
     for ref in refs:
-        result.outcomes.append(score_video(engine, ref, scorers, run_id, clip_spec, storage))
+        result.outcomes.append(prepare_video(engine, storage, queue, ref, scorers, clip_spec, run_id))
+    queue.flush()
+    for outcome in result.outcomes:
+        outcome.scorers_run = sorted(set(outcome.scorers_run))
     return result

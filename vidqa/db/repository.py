@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from vidqa.db.tables import clips, runs, scorer_configs, scorer_failures, scores, video_splits, videos
+from vidqa.db.tables import (
+    clips, runs, score_inputs, scorer_configs, scorer_failures, scores, video_splits, videos,
+)
 
 WHOLE_VIDEO = "video"
 UNREADABLE = ""  # content_id of a video whose bytes could not be read
@@ -164,15 +166,26 @@ def split_clips(conn: Connection, video_id: int, split_hash: str) -> Optional[li
     ))
 
 
-def finished_scorers(conn: Connection, clip_id: int) -> set[tuple[str, str]]:
-    """``(scorer, config_hash)`` pairs already done for a clip: scored, or failed for good."""
+def finished_scorers(conn: Connection, clip_id: int) -> set[tuple[str, str, str]]:
+    """``(scorer, config_hash, input_hash)`` already done for a clip: scored, or failed for good."""
     done = conn.execute(
-        sa.select(scores.c.scorer, scores.c.config_hash).where(scores.c.clip_id == clip_id).distinct()
+        sa.select(scores.c.scorer, scores.c.config_hash, scores.c.input_hash)
+        .where(scores.c.clip_id == clip_id).distinct()
     ).all()
     failed = conn.execute(
-        sa.select(scorer_failures.c.scorer, scorer_failures.c.config_hash).where(scorer_failures.c.clip_id == clip_id)
+        sa.select(scorer_failures.c.scorer, scorer_failures.c.config_hash, scorer_failures.c.input_hash)
+        .where(scorer_failures.c.clip_id == clip_id)
     ).all()
     return {tuple(r) for r in done} | {tuple(r) for r in failed}
+
+
+def register_inputs(conn: Connection, input_hash: str, inputs: dict[str, Any]) -> None:
+    if not input_hash:
+        return
+    conn.execute(
+        insert(score_inputs).values(input_hash=input_hash, inputs=inputs)
+        .on_conflict_do_nothing(index_elements=["input_hash"])
+    )
 
 
 def register_scorer_config(conn: Connection, scorer: str, config_hash: str, config: dict[str, Any]) -> None:
@@ -190,13 +203,14 @@ def write_scores(
     config_hash: str,
     values: dict[str, tuple[Optional[float], Optional[dict]]],
     run_id: Optional[uuid.UUID],
+    input_hash: str = "",
 ) -> int:
     """Upsert one scorer's metrics for one clip; returns the number of rows written."""
     if not values:
         return 0
     rows = [
-        {"clip_id": clip_id, "scorer": scorer, "config_hash": config_hash, "metric": metric,
-         "value": value, "details": details, "run_id": run_id}
+        {"clip_id": clip_id, "scorer": scorer, "config_hash": config_hash, "input_hash": input_hash,
+         "metric": metric, "value": value, "details": details, "run_id": run_id}
         for metric, (value, details) in values.items()
     ]
     stmt = insert(scores).values(rows)
@@ -210,16 +224,18 @@ def write_scores(
             scorer_failures.c.clip_id == clip_id,
             scorer_failures.c.scorer == scorer,
             scorer_failures.c.config_hash == config_hash,
+            scorer_failures.c.input_hash == input_hash,
         )
     )
     return len(rows)
 
 
 def write_scorer_failure(
-    conn: Connection, clip_id: int, scorer: str, config_hash: str, reason: str, run_id: Optional[uuid.UUID]
+    conn: Connection, clip_id: int, scorer: str, config_hash: str, reason: str, run_id: Optional[uuid.UUID],
+    input_hash: str = "",
 ) -> None:
     stmt = insert(scorer_failures).values(
-        clip_id=clip_id, scorer=scorer, config_hash=config_hash, reason=reason, run_id=run_id
+        clip_id=clip_id, scorer=scorer, config_hash=config_hash, input_hash=input_hash, reason=reason, run_id=run_id
     )
     conn.execute(
         stmt.on_conflict_do_update(

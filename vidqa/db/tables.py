@@ -116,7 +116,8 @@ scores = sa.Table(
     sa.Column("details", JSONB),
     sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-    sa.UniqueConstraint("clip_id", "scorer", "config_hash", "metric", name="uq_scores_identity"),
+    sa.Column("input_hash", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("clip_id", "scorer", "config_hash", "input_hash", "metric", name="uq_scores_identity"),
 )
 
 scorer_failures = sa.Table(
@@ -129,5 +130,14 @@ scorer_failures = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-    sa.UniqueConstraint("clip_id", "scorer", "config_hash", name="uq_scorer_failures_identity"),
+    sa.Column("input_hash", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("clip_id", "scorer", "config_hash", "input_hash", name="uq_scorer_failures_identity"),
+)
+
+score_inputs = sa.Table(
+    "score_inputs",
+    metadata,
+    sa.Column("input_hash", sa.Text, primary_key=True),
+    sa.Column("inputs", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

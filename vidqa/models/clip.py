@@ -545,10 +545,21 @@ def encode_images(
     out = []
     for start in range(0, n, batch_size):
         pixels = clip.preprocess(frames_uint8[start : start + batch_size], device=clip.device)
-        with _autocast(clip):
-            features = clip.model.encode_image(pixels.to(clip.input_dtype))
-        out.append(F.normalize(features.float(), dim=-1).cpu())
+        out.append(encode_pixels(clip, pixels, batch_size))
     return torch.cat(out)
+
+
+@torch.inference_mode()
+def encode_pixels(clip: ClipModel, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Embeddings of already preprocessed ``(N, 3, S, S)`` pixels (frames of several videos,
+    of different sizes, preprocessed one video at a time and concatenated), L2-normalised
+    float32 on CPU."""
+    out = []
+    for chunk in pixels.split(batch_size):
+        with _autocast(clip):
+            features = clip.model.encode_image(chunk.to(clip.device, clip.input_dtype))
+        out.append(F.normalize(features.float(), dim=-1).cpu())
+    return torch.cat(out) if out else torch.empty((0, clip.embed_dim), dtype=torch.float32)
 
 
 @torch.inference_mode()
@@ -638,3 +649,14 @@ def _eos_positions(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     if model.text_pool_type == "argmax":
         return ids.argmax(dim=-1)
     return (ids == model.text_eos_id).int().argmax(dim=-1)
+
+
+def text_token_ids(clip: ClipModel, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text from SOS to EOS inclusive (no padding): the documents of an
+    EMScore IDF corpus."""
+    texts = list(texts)
+    if not texts:
+        return []
+    ids = clip.tokenizer(texts)
+    eos = _eos_positions(clip.model, ids)
+    return [row[: int(e) + 1].tolist() for row, e in zip(ids, eos)]

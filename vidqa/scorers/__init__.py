@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import threading
+from typing import Any, Optional
 
 from vidqa.scorers.base import Metric, Resources, ScoreItem, Scorer, ScorerConfig
+from vidqa.scorers.aesthetic import AestheticConfig, AestheticScorer
+from vidqa.scorers.emscore import EMScoreConfig, EMScoreScorer
 from vidqa.scorers.technical import TechnicalConfig, TechnicalScorer
+from vidqa.scorers.text_video import TextVideoConfig, TextVideoScorer
 
-SCORERS: dict[str, type[Scorer]] = {TechnicalScorer.name: TechnicalScorer}
+SCORERS: dict[str, type[Scorer]] = {
+    cls.name: cls for cls in (TechnicalScorer, EMScoreScorer, TextVideoScorer, AestheticScorer)
+}
 
-_resident: dict[tuple[str, str], Scorer] = {}
+_resident: dict[tuple[str, str, str], Scorer] = {}
+_lock = threading.Lock()
 
 
-def build_scorer(name: str, config: dict[str, Any] | ScorerConfig | None = None) -> Scorer:
-    """The scorer ``name`` with ``config``, reused within this process (models stay resident)."""
+def build_scorer(
+    name: str, config: dict[str, Any] | ScorerConfig | None = None, context: Optional[dict[str, Any]] = None
+) -> Scorer:
+    """The scorer ``name`` with ``config`` and run context, reused within this process
+    (models stay resident: a scorer instance loads its model once)."""
     try:
         cls = SCORERS[name]
     except KeyError:
         raise ValueError(f"unknown scorer {name!r}; known: {', '.join(sorted(SCORERS))}") from None
-    scorer = cls(config)
-    key = (name, scorer.config_hash)
-    return _resident.setdefault(key, scorer)
+    validated = cls.config_model.model_validate(config or {}) if not isinstance(config, ScorerConfig) else config
+    key = (name, json.dumps(validated.model_dump(mode="json"), sort_keys=True),
+           json.dumps(context or {}, sort_keys=True, default=str))
+    with _lock:
+        scorer = _resident.get(key)
+        if scorer is None:
+            scorer = cls(validated)
+            if context:
+                scorer.bind(context)
+            _resident[key] = scorer
+    return scorer
 
 
 __all__ = [
     "SCORERS", "Metric", "Resources", "ScoreItem", "Scorer", "ScorerConfig",
-    "TechnicalConfig", "TechnicalScorer", "build_scorer",
+    "TechnicalConfig", "TechnicalScorer", "EMScoreConfig", "EMScoreScorer", "TextVideoConfig",
+    "TextVideoScorer", "AestheticConfig", "AestheticScorer", "build_scorer",
 ]

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,12 +25,32 @@ class Resources(BaseModel):
     batch_size: int = Field(1, ge=1, description="Clips scored per call.")
 
 
+def stable_hash(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def input_hash(inputs: dict[str, Any]) -> str:
+    """Identity of the text a score was computed from; '' for scorers that read none."""
+    return stable_hash(inputs) if inputs else ""
+
+
+class Runtime(BaseModel):
+    """Where and how fast a scorer runs; never part of a score's identity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present.")
+    batch_size: int = Field(64, ge=1, description="Frames per encoder batch.")
+
+
 class ScorerConfig(BaseModel):
     """Base of every scorer's configuration; ``sampling`` decides which frames it sees."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Frames this scorer sees.")
+    runtime: Runtime = Field(default_factory=Runtime, description="Device and batch size (do not change scores).")
 
 
 @dataclass
@@ -82,12 +102,31 @@ class Scorer:
         return self.config.sampling
 
     def identity(self) -> dict[str, Any]:
-        return {"scorer": self.name, "version": self.version, "config": self.config.model_dump(mode="json")}
+        """What the scores depend on; its hash is ``config_hash``. Settings that do not
+        change a score (device, batch size) stay out."""
+        config = self.config.model_dump(mode="json", exclude={"runtime"})
+        return {"scorer": self.name, "version": self.version, "config": config, **self.model_identity()}
+
+    def model_identity(self) -> dict[str, Any]:
+        """Identity of loaded weights (a checkpoint's hash), for scorers with models."""
+        return {}
+
+    def context_for(self, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """Run-level context from every ``(uri, fields)`` row of the source (computed once
+        per run, before scoring, and handed to :meth:`bind` in every worker)."""
+        return {}
+
+    def bind(self, context: dict[str, Any]) -> None:
+        """Receive run-level context computed over the whole source (e.g. an IDF table)."""
+
+    def inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The text fields of a manifest row this scorer reads; part of each score's
+        identity. Raises ScorerError when a required field is missing."""
+        return {}
 
     @property
     def config_hash(self) -> str:
-        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return stable_hash(self.identity())
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
         """Score a batch; one entry per item: its metrics, or the exception that failed it."""

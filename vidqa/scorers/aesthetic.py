@@ -1,0 +1,61 @@
+"""LAION aesthetic score of a clip: CLIP ViT-L/14 frame embeddings through the LAION head,
+averaged over the clip's frames (Open-Sora: frames at 10%, 50% and 90% of the clip)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+
+from vidqa.errors import ScorerError
+from vidqa.models.aesthetic import aesthetic_scores, load_aesthetic_head
+from vidqa.sampling import SamplingSpec
+from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
+from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer
+
+
+class AestheticConfig(ScorerConfig):
+    clip: ClipModelConfig = Field(
+        default_factory=lambda: ClipModelConfig(model="ViT-L-14", pretrained="openai"),
+        description="CLIP the head was trained on (ViT-L/14 OpenAI for the LAION MLP).",
+    )
+    head: str = Field(
+        "sac+logos+ava1-l14-linearMSE.pth",
+        description="Head checkpoint: a path, or a published head's file name looked up in "
+        "$VIDQA_MODELS_DIR/laion-aesthetic/.",
+    )
+    sampling: SamplingSpec = Field(
+        default_factory=lambda: SamplingSpec(method="fractions", fractions=(0.1, 0.5, 0.9)),
+        description="Frames scored and averaged (load_num=3: 10%, 50%, 90% of the clip).",
+    )
+
+
+class AestheticScorer(ClipScorer):
+    """``aesthetic_score`` = mean over frames of ``head(e / ||e||)``; about 1-10 for the MLP
+    (5.5 fair, 6.5 high). Per-frame scores are in the details."""
+
+    name: ClassVar[str] = "aesthetic"
+    version: ClassVar[str] = "1"
+    config_model: ClassVar[type[ScorerConfig]] = AestheticConfig
+    metrics: ClassVar[tuple[str, ...]] = ("aesthetic_score",)
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.head = load_aesthetic_head(self.config.head)
+        if self.head.embed_dim != self.clip.embed_dim:
+            raise ScorerError(
+                f"aesthetic head {self.config.head} takes {self.head.embed_dim}-d embeddings but CLIP "
+                f"{self.clip.name} gives {self.clip.embed_dim}-d; use the CLIP the head was trained on"
+            )
+
+    def model_identity(self) -> dict[str, Any]:
+        return {**super().model_identity(), "head": self.head.identity()}
+
+    def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
+        embeddings = self.encode_frames(items)
+        per_frame = aesthetic_scores(self.head, torch.cat(embeddings)).split([e.shape[0] for e in embeddings])
+        return [
+            {"aesthetic_score": Metric.of(float(s.mean()), {"frame_scores": [float(x) for x in s]})}
+            for s in per_frame
+        ]

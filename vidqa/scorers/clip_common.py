@@ -1,0 +1,79 @@
+"""What every CLIP-based scorer shares: the model setting, loading it once, and encoding the
+frames of a whole batch of clips in large encoder batches."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Optional
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from vidqa.models.clip import ClipModel, encode_pixels, load_clip
+from vidqa.scorers.base import Resources, Runtime, ScoreItem, Scorer
+
+
+class ClipModelConfig(BaseModel):
+    """Which CLIP: see ``vidqa.models.clip.load_clip`` for every accepted form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(
+        "ViT-B-32",
+        description="open_clip name (ViT-B-32), OpenAI name (ViT-B/32), HF id (openai/clip-vit-base-patch32) "
+        "or an open_clip config .json.",
+    )
+    pretrained: Optional[str] = Field(
+        "openai",
+        description="open_clip tag, local checkpoint file or folder, or hf-hub:org/repo; empty = random init.",
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on CUDA, fp32 on CPU."
+    )
+
+
+def resolve_device(runtime: Runtime) -> str:
+    if runtime.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return runtime.device
+
+
+def load_configured_clip(cfg: ClipModelConfig, runtime: Runtime) -> ClipModel:
+    device = resolve_device(runtime)
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" else "fp32"
+    return load_clip(cfg.model, cfg.pretrained or None, device=device, precision=precision)
+
+
+class ClipScorer(Scorer):
+    """A scorer with a resident CLIP model (loaded when the scorer is built, once per process)."""
+
+    resources: ClassVar[Resources] = Resources(gpus=0.25, batch_size=32)
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.clip = load_configured_clip(self.config.clip, self.config.runtime)
+
+    def model_identity(self) -> dict[str, Any]:
+        return {"clip": self.clip.identity()}
+
+    def encode_frames(self, items: list[ScoreItem]) -> list[torch.Tensor]:
+        """Per item, ``(T_i, D)`` unit frame embeddings; all items' frames go through the
+        encoder together, in batches of ``runtime.batch_size``."""
+        pixels = [self.clip.preprocess(item.frames.array) for item in items]
+        embeddings = encode_pixels(self.clip, torch.cat(pixels), self.config.runtime.batch_size)
+        return list(embeddings.split([p.shape[0] for p in pixels]))
+
+
+def flip_frames(frames, mode: str):
+    """Frames plus their flipped copies (DataFlow-MM adds flips; it does not replace)."""
+    import numpy as np
+
+    if mode == "none":
+        return frames
+    extra = []
+    if mode in ("horizontal", "both"):
+        extra.append(frames[:, :, ::-1])
+    if mode in ("vertical", "both"):
+        extra.append(frames[:, ::-1, :])
+    return np.ascontiguousarray(np.concatenate([frames, *extra]))

@@ -1,0 +1,174 @@
+"""EMScore as a scorer: captions from manifest rows against their clips' frames and
+reference captions (REFERENCE.md section 1; the math is in ``vidqa.metrics.emscore``)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, ClassVar, Literal, Optional
+
+import torch
+from pydantic import Field
+
+from vidqa.errors import ScorerError
+from vidqa.metrics.emscore import METRICS, SCORE_TYPES, emscore, frame_details, idf_table, idf_weights
+from vidqa.models.clip import encode_text_tokens, text_token_ids
+from vidqa.sampling import SamplingSpec
+from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig, stable_hash
+from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer
+
+ScoreType = Literal["EMScore(X,X*)", "EMScore(X,V)", "EMScore(X,V,X*)"]
+MetricName = Literal["figr_P", "figr_R", "figr_F", "cogr", "full_P", "full_R", "full_F"]
+
+
+class EMScoreConfig(ScorerConfig):
+    clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model (paper: ViT-B/32 OpenAI).")
+    sampling: SamplingSpec = Field(
+        default_factory=lambda: SamplingSpec(method="every_n_seconds", seconds=1.0, max_frames=256),
+        description="Frames matched against the caption (every_n_seconds or every_n_frames).",
+    )
+    candidate_key: str = Field("candidate", description="Manifest column with the caption to score.")
+    reference_key: str = Field("reference", description="Manifest column with reference caption(s); optional.")
+    score_types: list[ScoreType] = Field(list(SCORE_TYPES), description="Score types to store.")
+    metrics: list[MetricName] = Field(list(METRICS), description="Metrics to store for each score type.")
+    idf: bool = Field(True, description="IDF token weights over the whole input set (references, else candidates).")
+    return_all_frames: bool = Field(False, description="Store per-frame scores in each score's details.")
+
+
+_TEXT_CACHE_SIZE = 8192
+
+
+class EMScoreScorer(ClipScorer):
+    name: ClassVar[str] = "emscore"
+    version: ClassVar[str] = "1"
+    config_model: ClassVar[type[ScorerConfig]] = EMScoreConfig
+    metrics: ClassVar[tuple[str, ...]] = tuple(f"{t}_{m}" for t in SCORE_TYPES for m in METRICS)
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._idf = None
+        self._idf_identity: dict[str, Any] = {}
+        self._texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, list[int]]] = OrderedDict()
+
+    # -- inputs and run context --------------------------------------------------------
+
+    def inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
+        candidate = fields.get(self.config.candidate_key)
+        if not isinstance(candidate, str) or not candidate.strip():
+            raise ScorerError(f"no {self.config.candidate_key!r} text to score")
+        refs = fields.get(self.config.reference_key)
+        refs = [refs] if isinstance(refs, str) else list(refs or [])
+        refs = [r for r in refs if isinstance(r, str) and r.strip()]
+        return {"candidate": candidate, "references": refs}
+
+    def context_for(self, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """The IDF corpus of a whole source: every distinct (video, reference) document, or
+        the candidates when no row has references."""
+        if not self.config.idf:
+            return {}
+        refs, cands = {}, {}
+        for uri, fields in rows:
+            try:
+                inputs = self.inputs(fields)
+            except ScorerError:
+                continue
+            for r in inputs["references"]:
+                refs[(uri, r)] = r
+            cands[(uri, inputs["candidate"])] = inputs["candidate"]
+        corpus = list(refs.values()) or list(cands.values())
+        return {"idf_corpus": corpus} if corpus else {}
+
+    def bind(self, context: dict[str, Any]) -> None:
+        corpus = context.get("idf_corpus")
+        if self.config.idf and corpus:
+            self._idf = idf_table(text_token_ids(self.clip, corpus))
+            self._idf_identity = {"idf_corpus": {"sha": stable_hash(corpus), "documents": len(corpus)}}
+
+    def model_identity(self) -> dict[str, Any]:
+        return {**super().model_identity(), **self._idf_identity}
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def _encode_texts(self, texts: list[str]) -> None:
+        new = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if new:
+            enc = encode_text_tokens(self.clip, new)
+            for i, text in enumerate(new):
+                mask = enc.mask[i]
+                self._texts[text] = (enc.token_embeddings[i][mask], enc.global_embeddings[i],
+                                     enc.token_ids[i][mask].tolist())
+        for t in texts:
+            self._texts.move_to_end(t)
+        while len(self._texts) > _TEXT_CACHE_SIZE:
+            self._texts.popitem(last=False)
+
+    def _stack(self, texts: list[str]):
+        rows = [self._texts[t] for t in texts]
+        width = max(r[0].shape[0] for r in rows)
+        dim = rows[0][0].shape[1]
+        tokens = torch.zeros((len(rows), width, dim), dtype=torch.float32)
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, (tok, _, _) in enumerate(rows):
+            tokens[i, : tok.shape[0]] = tok
+            mask[i, : tok.shape[0]] = True
+        glob = torch.stack([r[1] for r in rows])
+        if self.config.idf:
+            if self._idf is None:
+                raise ScorerError(
+                    "EMScore with idf=true needs the IDF corpus of the whole input set; run it through the "
+                    "score-videos flow (which computes it), or set idf=false"
+                )
+            weights = idf_weights([r[2] for r in rows], self._idf, length=width)
+        else:
+            weights = idf_weights([r[2] for r in rows], None, idf=False, length=width)
+        return tokens, mask, glob, weights
+
+    def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
+        try:
+            inputs = [self.inputs(item.fields) for item in items]
+        except ScorerError as exc:
+            return [exc] * len(items)
+        cands = [i["candidate"] for i in inputs]
+        refs = [(n, r) for n, i in enumerate(inputs) for r in i["references"]]
+        self._encode_texts(cands + [r for _, r in refs])
+
+        frame_embs = self.encode_frames(items)
+        t_max = max(e.shape[0] for e in frame_embs)
+        frames = torch.zeros((len(items), t_max, frame_embs[0].shape[1]), dtype=torch.float32)
+        frame_mask = torch.zeros((len(items), t_max), dtype=torch.bool)
+        for n, e in enumerate(frame_embs):
+            frames[n, : e.shape[0]] = e
+            frame_mask[n, : e.shape[0]] = True
+
+        c_tok, c_mask, c_glob, c_w = self._stack(cands)
+        kwargs: dict[str, Any] = {}
+        if refs:
+            r_tok, r_mask, r_glob, r_w = self._stack([r for _, r in refs])
+            kwargs = dict(ref_tokens=r_tok, ref_mask=r_mask, ref_global=r_glob,
+                          ref_weights=r_w.weights if self.config.idf else None,
+                          ref_cand=torch.tensor([n for n, _ in refs]))
+        cand_weights = c_w.weights if self.config.idf else None
+        scores = emscore(c_tok, c_mask, c_glob, cand_weights, frames=frames, frame_mask=frame_mask, **kwargs)
+        per_frame = None
+        if self.config.return_all_frames:
+            per_frame = frame_details(c_tok, c_mask, c_glob, cand_weights, frames, frame_mask, scores=scores)
+
+        wanted = [f"{t}_{m}" for t in self.config.score_types for m in self.config.metrics]
+        results: list[dict[str, Metric] | Exception] = []
+        for n, item in enumerate(items):
+            common = {"references": len(inputs[n]["references"]), "idf": self.config.idf,
+                      "idf_uniform_fallback": bool(c_w.uniform_fallback[n]) if self.config.idf else None}
+            out = {}
+            for key in wanted:
+                value = float(scores[key][n]) if key in scores else float("nan")
+                if key.startswith(("EMScore(X,X*)", "EMScore(X,V,X*)")) and not inputs[n]["references"]:
+                    continue  # reference-free row: only EMScore(X,V)
+                details = dict(common)
+                if per_frame is not None and key in per_frame:
+                    details["frame_details"] = [
+                        {"frame_index": int(i), "timestamp": float(t), "value": float(v)}
+                        for i, t, v in zip(item.frames.indices, item.frames.timestamps,
+                                           per_frame[key][n, : len(item.frames)])
+                    ]
+                out[key] = Metric.of(value, details)
+            results.append(out)
+        return results

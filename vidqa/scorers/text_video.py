@@ -1,0 +1,90 @@
+"""CLIP text-video similarity: a clip's frames against a text field (prompt or caption)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+
+from vidqa.errors import ScorerError
+from vidqa.models.clip import encode_texts
+from vidqa.sampling import SamplingSpec
+from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
+from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer, flip_frames
+
+Reduce = Literal["avg", "max", "min"]
+Flip = Literal["none", "horizontal", "vertical", "both"]
+
+
+def reduce_similarities(sims: torch.Tensor) -> dict[str, float]:
+    s = sims.double()
+    return {"avg": float(s.mean()), "max": float(s.max()), "min": float(s.min())}
+
+
+class TextVideoConfig(ScorerConfig):
+    clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model.")
+    sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(method="uniform", n=8),
+                                   description="Frames compared with the text.")
+    text_key: str = Field("prompt", description="Manifest column with the text (e.g. prompt, candidate).")
+    reduce: Reduce = Field("avg", description="How frame similarities become the clip's score.")
+    flip: Flip = Field("none", description="Add flipped copies of the frames before reducing.")
+
+
+class TextVideoScorer(ClipScorer):
+    """``text_video_sim`` = reduce over frames of ``cos(clip_image(f), clip_text(text))``,
+    raw cosine (no 100x scale, no clamp at 0); min/avg/max are in the details."""
+
+    name: ClassVar[str] = "text_video"
+    version: ClassVar[str] = "1"
+    config_model: ClassVar[type[ScorerConfig]] = TextVideoConfig
+    metrics: ClassVar[tuple[str, ...]] = ("text_video_sim",)
+
+    def inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
+        text = fields.get(self.config.text_key)
+        if not isinstance(text, str) or not text.strip():
+            raise ScorerError(f"no {self.config.text_key!r} text to compare with the frames")
+        return {"text": text}
+
+    def text_for(self, item: ScoreItem) -> str:
+        return self.inputs(item.fields)["text"]
+
+    def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
+        texts: list[str | Exception] = []
+        for item in items:
+            try:
+                texts.append(self.text_for(item))
+            except ScorerError as exc:
+                texts.append(exc)
+        ok = [n for n, t in enumerate(texts) if not isinstance(t, Exception)]
+        results: list[dict[str, Metric] | Exception] = list(texts)  # failures stay as they are
+        if not ok:
+            return results
+        distinct = list(dict.fromkeys(texts[n] for n in ok))
+        text_emb = dict(zip(distinct, encode_texts(self.clip, distinct)))
+        flipped = [_with_frames(items[n], flip_frames(items[n].frames.array, self.config.flip)) for n in ok]
+        for n, frames in zip(ok, self.encode_frames(flipped)):
+            sims = frames @ text_emb[texts[n]]
+            reduced = reduce_similarities(sims)
+            results[n] = {"text_video_sim": Metric.of(reduced[self.config.reduce], {
+                **{f"sim_{k}": v for k, v in reduced.items()},
+                "frame_sims": [float(x) for x in sims[: len(items[n].frames)]],
+                "flip": self.config.flip,
+            })}
+        return results
+
+
+class _FramesView:
+    def __init__(self, array):
+        self.array = array
+
+
+class _ItemView:
+    def __init__(self, item: ScoreItem, array):
+        self.frames = _FramesView(array)
+        self.fields = item.fields
+
+
+def _with_frames(item: ScoreItem, array):
+    """An item whose frames are ``array`` (flip augmentation), for the encoder only."""
+    return item if array is item.frames.array else _ItemView(item, array)
