@@ -68,7 +68,7 @@ class TextVideoScorer(ClipScorer):
             reduced = reduce_similarities(sims)
             results[n] = {"text_video_sim": Metric.of(reduced[self.config.reduce], {
                 **{f"sim_{k}": v for k, v in reduced.items()},
-                "frame_sims": [float(x) for x in sims[: len(items[n].frames)]],
+                "frame_sims": [float(x) for x in sims],  # flipped copies follow the originals
                 "flip": self.config.flip,
             })}
         return results
