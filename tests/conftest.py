@@ -215,3 +215,20 @@ def s3_endpoint() -> S3Endpoint:
     yield S3Endpoint(url, key["AccessKeyId"], key["SecretAccessKey"])
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    """Config paths of tiny random CLIPs: 32-d (EMScore, similarity) and 768-d (LAION head)."""
+    import json
+
+    from clip_fixtures import tiny_clip_config
+
+    d = tmp_path_factory.mktemp("tiny-clip")
+    paths = {}
+    for name, dim in (("vidqa-tiny-b32", 32), ("vidqa-tiny-l14", 768)):
+        cfg = tiny_clip_config()
+        cfg["embed_dim"] = dim
+        (d / f"{name}.json").write_text(json.dumps(cfg))
+        paths[dim] = str(d / f"{name}.json")
+    return paths

@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 import torch
 
-from clip_fixtures import tiny_clip_config
 from conftest import SHARED, VIDEOS
 from vidqa.db import get_engine
 from vidqa.models.clip import encode_images, encode_text_tokens, encode_texts, load_clip
@@ -21,19 +20,6 @@ from vidqa.storage import Storage
 BFYP = VIDEOS / "Bfyp0C02sko_000248_000258.mp4"
 CANDIDATE = "A person is frying a pan of eggs that are colored pink and green."
 REFERENCE = "Two egg yolks are placed in food flavored white yolk on a pan until they are cooked."
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    """Config paths of tiny random CLIPs: 32-d (EMScore, similarity) and 768-d (LAION head)."""
-    d = tmp_path_factory.mktemp("tiny-clip")
-    paths = {}
-    for name, dim in (("vidqa-tiny-b32", 32), ("vidqa-tiny-l14", 768)):
-        cfg = tiny_clip_config()
-        cfg["embed_dim"] = dim
-        (d / f"{name}.json").write_text(json.dumps(cfg))
-        paths[dim] = str(d / f"{name}.json")
-    return paths
 
 
 def rows_by(conn, sql, **params):

@@ -21,6 +21,9 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 app = typer.Typer(help="Score video datasets; scores land in Postgres.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(help="Model weights: what a run needs, and fetching it for offline machines.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -64,45 +67,127 @@ def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str]) -> None:
         console.print(table)
 
 
+def _parse_sampling(text: str) -> dict[str, Any]:
+    """``uniform:16``, ``every_n_seconds:1``, ``every_n_frames:5``, ``keyframes``,
+    ``fractions:0.1,0.5,0.9``, ``all``."""
+    method, _, arg = text.partition(":")
+    if method == "uniform":
+        return {"method": method, "n": int(arg or 16)}
+    if method == "every_n_seconds":
+        return {"method": method, "seconds": float(arg)}
+    if method == "every_n_frames":
+        return {"method": method, "step": int(arg)}
+    if method == "fractions":
+        return {"method": method, "fractions": [float(x) for x in arg.split(",")]}
+    if method in ("keyframes", "all") and not arg:
+        return {"method": method}
+    raise ValueError(f"--sampling {text!r}: use uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
+                     "fractions:a,b,c or all")
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _load_config(path: Optional[str]) -> dict[str, Any]:
+    """A run configuration file: the flow's parameters as YAML or JSON (any subset)."""
+    if not path:
+        return {}
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of flow parameters")
+    return data
+
+
+CLIP_SCORERS = ("emscore", "text_video")
+
+
+def build_params(source: str, config: dict[str, Any], *, scorers: Optional[str] = None,
+                 sampling: Optional[str] = None, frames: Optional[int] = None, max_size: Optional[int] = None,
+                 clip_model: Optional[str] = None, device: Optional[str] = None,
+                 **top: Any) -> "ScoreVideosParams":  # noqa: F821 - imported lazily
+    """Flow parameters from a config file's values overridden by command-line flags."""
+    from flows.score_videos import ScoreVideosParams
+
+    params = _merge(config, {"source": source, **{k: v for k, v in top.items() if v is not None}})
+    if scorers:
+        params["scorers"] = [s.strip() for s in scorers.split(",") if s.strip()]
+    chosen = params.get("scorers") or ScoreVideosParams.model_fields["scorers"].default
+    per_scorer: dict[str, Any] = {}
+    if frames is not None:
+        per_scorer["sampling"] = {"method": "uniform", "n": frames}
+    if sampling:
+        per_scorer["sampling"] = _parse_sampling(sampling)
+    if max_size is not None:
+        per_scorer.setdefault("sampling", {})["max_size"] = max_size
+    if device:
+        per_scorer["runtime"] = {"device": device}
+    for name in chosen:
+        update = dict(per_scorer)
+        if clip_model and name in CLIP_SCORERS:
+            model, _, pretrained = clip_model.partition("@")
+            update["clip"] = {"model": model, "pretrained": pretrained or None}
+        if update:
+            params[name] = _merge(params.get(name, {}), update)
+    return ScoreVideosParams.model_validate(params)
+
+
 @app.command()
 def run(
     source: str = typer.Argument(
         ..., help="Folder, glob or video file; s3://bucket/prefix; or a .jsonl/.csv manifest."
     ),
-    frames: int = typer.Option(16, "--frames", "-n", help="Frames sampled uniformly per video."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
+    scorers: Optional[str] = typer.Option(
+        None, "--scorers", "-s", help="Comma-separated: technical, emscore, text_video, aesthetic."
+    ),
+    sampling: Optional[str] = typer.Option(
+        None, "--sampling", help="For every scorer: uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
+        "fractions:a,b,c, all."
+    ),
+    frames: Optional[int] = typer.Option(None, "--frames", "-n", help="Shorthand for --sampling uniform:N."),
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Downscale frames so the longer side is at most this."),
-    dyn_step: int = typer.Option(1, "--dyn-step", help="Frame step for MSE-dyn / SSIM-dyn."),
-    clips: str = typer.Option("none", "--clips", help="none (whole videos), scenes, or windows."),
-    window: float = typer.Option(10.0, "--window", help="--clips windows: window length in seconds."),
-    video_key: str = typer.Option("video_path", "--video-key", help="Manifests: the column naming each video."),
-    shard_size: int = typer.Option(16, "--shard-size", help="Videos per Prefect task."),
+    clip_model: Optional[str] = typer.Option(
+        None, "--clip-model", help="CLIP for emscore/text_video: NAME[@PRETRAINED], e.g. ViT-B-32@openai, "
+        "openai/clip-vit-base-patch32, ViT-L-14@/path/to/weights.pt."
+    ),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    clips: Optional[str] = typer.Option(None, "--clips", help="none (whole videos), scenes, or windows."),
+    window: Optional[float] = typer.Option(None, "--window", help="--clips windows: window length in seconds."),
+    video_key: Optional[str] = typer.Option(None, "--video-key", help="Manifests: the column naming each video."),
+    shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Videos per Prefect task."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect logs."),
 ) -> None:
     """Score every video under SOURCE and store the results."""
     _quiet_prefect(verbose)
+    try:
+        clip_opts = {k: v for k, v in (("method", clips), ("window_s", window)) if v is not None}
+        params = build_params(
+            source, _load_config(config), scorers=scorers, sampling=sampling, frames=frames, max_size=max_size,
+            clip_model=clip_model, device=device, video_key=video_key, shard_size=shard_size,
+            clips=clip_opts or None,
+        )
+    except (ValueError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
     _connect()
     from vidqa.db.migrate import ensure_schema
 
     ensure_schema()
-    from flows.score_videos import ScoreVideosParams, score_videos
-    from vidqa.scorers import TechnicalConfig
+    from flows.score_videos import score_videos
+    from vidqa.errors import ScorerError
     from vidqa.storage import ManifestError
     from vidqa.summary import RunSummary
 
     try:
-        params = ScoreVideosParams(
-            source=source,
-            video_key=video_key,
-            clips={"method": clips, "window_s": window},
-            technical=TechnicalConfig(sampling={"n": frames, "max_size": max_size}, dyn_step=dyn_step),
-            shard_size=shard_size,
-        )
-    except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-    try:
         summary = RunSummary(**score_videos(params))
-    except (FileNotFoundError, PermissionError, ManifestError) as exc:
+    except (FileNotFoundError, PermissionError, ManifestError, ScorerError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     _print_summary(summary)
@@ -216,3 +301,68 @@ def db_url(show_password: bool = typer.Option(False, "--show-password")) -> None
 
 if __name__ == "__main__":
     app()
+
+
+def _weight_files(config: Optional[str], scorers: Optional[str], clip_model: Optional[str], models_dir):
+    from pathlib import Path
+
+    from vidqa.models.download import aesthetic_head_files, clip_weight_files
+
+    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model)
+    files = []
+    for name in params.scorers:
+        cfg = getattr(params, name)
+        if hasattr(cfg, "clip"):
+            files += clip_weight_files(cfg.clip.model, cfg.clip.pretrained, Path(models_dir))
+        if hasattr(cfg, "head"):
+            files += aesthetic_head_files(cfg.head, Path(models_dir))
+    return list(dict.fromkeys(files))
+
+
+@models_app.command("download")
+def models_download(
+    directory: str = typer.Option(..., "--dir", "-d", help="Models directory to fill (then set VIDQA_MODELS_DIR to it)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
+    scorers: Optional[str] = typer.Option(None, "--scorers", "-s", help="Comma-separated scorers (default: all)."),
+    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="As for `vidqa run`."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be fetched."),
+) -> None:
+    """Fetch the weights of every configured scorer into DIR (run it where there is network)."""
+    files = _weight_files(config, scorers or "technical,emscore,text_video,aesthetic", clip_model, directory)
+    table = Table("model", "from", "to", "present")
+    for f in files:
+        table.add_row(f.what, f.source, str(f.target), "yes" if f.target.exists() else "no")
+    console.print(table)
+    if dry_run:
+        return
+    from vidqa.models.download import download
+
+    try:
+        download(files)
+    except Exception as exc:  # no network, auth, disk: say which and stop
+        err_console.print(f"[red]download failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1)
+    console.print(f"done; now: export VIDQA_MODELS_DIR={directory}")
+
+
+@models_app.command("check")
+def models_check(
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
+    scorers: Optional[str] = typer.Option(None, "--scorers", "-s", help="Comma-separated scorers."),
+    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="As for `vidqa run`."),
+) -> None:
+    """Load every configured model as a run would; say what is missing and how to get it."""
+    from vidqa.errors import ScorerError
+    from vidqa.scorers import build_scorer
+
+    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model)
+    failed = False
+    for name in params.scorers:
+        try:
+            build_scorer(name, getattr(params, name).model_dump(mode="json"))
+            console.print(f"{name}: ready")
+        except ScorerError as exc:
+            failed = True
+            err_console.print(f"[red]{name}:[/red] {exc}")
+    if failed:
+        raise typer.Exit(2)

@@ -410,7 +410,8 @@ def _missing_tag_message(name, tag, hub_repo, hub_file, url, looked_for, models_
         + "\n  ".join(looked_for)
         + "\nTo provide them, on a machine with network run\n"
         + fetch
-        + f"\ncopy that folder here and set {MODELS_DIR_ENV} to the folder above 'open_clip' "
+        + f"\n(or `vidqa models download --dir DIR` for every configured model), copy that folder here "
+        f"and set {MODELS_DIR_ENV} to the folder above 'open_clip' "
         "(or pass the weight file itself as pretrained=/path/to/file)."
     )
 
