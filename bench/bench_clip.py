@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidqa.metrics.emscore import emscore, idf_weights  # noqa: E402
+from vidqa.metrics.emscore import emscore  # noqa: E402
 from vidqa.models.clip import encode_images, encode_pixels, encode_text_tokens, load_clip  # noqa: E402
 from vidqa.probe import probe_video  # noqa: E402
 from vidqa.sampling import SamplingSpec  # noqa: E402
@@ -73,10 +73,8 @@ def naive_emscore(clip, items) -> list[float]:
     for item in items:
         enc = encode_text_tokens(clip, [CAPTION])
         embs = torch.cat([encode_pixels(clip, clip.preprocess(f[None]), 1) for f in item.frames.array])
-        w = idf_weights([enc.token_ids[0][enc.mask[0]].tolist()], None, idf=False, length=enc.mask.shape[1])
         s = emscore(enc.token_embeddings, enc.mask, enc.global_embeddings, None, frames=embs[None])
         out.append(float(s["EMScore(X,V)_full_F"][0]))
-        del w
     return out
 
 

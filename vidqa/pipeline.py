@@ -155,12 +155,10 @@ class ScoreQueue:
         scorer = self.scorers[key]
         try:
             results = scorer.score([j.item for j in jobs])
-        except Exception:
-            if len(jobs) == 1:
-                raise
+        except Exception as exc:
+            log.exception("%s failed on a batch of %d", scorer.name, len(jobs))
             # One bad clip must not sink its batch: score each alone to find it.
-            log.exception("%s failed on a batch of %d; retrying one by one", scorer.name, len(jobs))
-            results = [self._score_one(scorer, j.item) for j in jobs]
+            results = [exc] if len(jobs) == 1 else [self._score_one(scorer, j.item) for j in jobs]
         for job, result in zip(jobs, results, strict=True):
             self._write(job, result)
 

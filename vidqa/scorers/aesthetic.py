@@ -53,7 +53,7 @@ class AestheticScorer(ClipScorer):
         return {**super().model_identity(), "head": self.head.identity()}
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
-        embeddings = self.encode_frames(items)
+        embeddings = self.encode_frames([item.frames.array for item in items])
         per_frame = aesthetic_scores(self.head, torch.cat(embeddings)).split([e.shape[0] for e in embeddings])
         return [
             {"aesthetic_score": Metric.of(float(s.mean()), {"frame_scores": [float(x) for x in s]})}

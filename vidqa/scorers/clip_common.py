@@ -9,7 +9,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from vidqa.models.clip import ClipModel, encode_pixels, load_clip
-from vidqa.scorers.base import Resources, Runtime, ScoreItem, Scorer
+from vidqa.scorers.base import Resources, Runtime, Scorer
 
 
 class ClipModelConfig(BaseModel):
@@ -57,10 +57,11 @@ class ClipScorer(Scorer):
     def model_identity(self) -> dict[str, Any]:
         return {"clip": self.clip.identity()}
 
-    def encode_frames(self, items: list[ScoreItem]) -> list[torch.Tensor]:
-        """Per item, ``(T_i, D)`` unit frame embeddings; all items' frames go through the
-        encoder together, in batches of ``runtime.batch_size``."""
-        pixels = [self.clip.preprocess(item.frames.array) for item in items]
+    def encode_frames(self, frame_arrays: list) -> list[torch.Tensor]:
+        """Per array of RGB frames ``(T_i, H_i, W_i, 3)``, ``(T_i, D)`` unit embeddings; the
+        frames of all arrays (clips of many videos) go through the encoder together, in
+        batches of ``runtime.batch_size``."""
+        pixels = [self.clip.preprocess(frames) for frames in frame_arrays]
         embeddings = encode_pixels(self.clip, torch.cat(pixels), self.config.runtime.batch_size)
         return list(embeddings.split([p.shape[0] for p in pixels]))
 

@@ -123,15 +123,27 @@ class EMScoreScorer(ClipScorer):
         return tokens, mask, glob, weights
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
-        try:
-            inputs = [self.inputs(item.fields) for item in items]
-        except ScorerError as exc:
-            return [exc] * len(items)
+        results: list[dict[str, Metric] | Exception] = []
+        ok: list[int] = []
+        for n, item in enumerate(items):
+            try:
+                self.inputs(item.fields)
+                ok.append(n)
+                results.append({})
+            except ScorerError as exc:
+                results.append(exc)
+        if ok:
+            for n, scored in zip(ok, self._score([items[n] for n in ok])):
+                results[n] = scored
+        return results
+
+    def _score(self, items: list[ScoreItem]) -> list[dict[str, Metric]]:
+        inputs = [self.inputs(item.fields) for item in items]
         cands = [i["candidate"] for i in inputs]
         refs = [(n, r) for n, i in enumerate(inputs) for r in i["references"]]
         self._encode_texts(cands + [r for _, r in refs])
 
-        frame_embs = self.encode_frames(items)
+        frame_embs = self.encode_frames([item.frames.array for item in items])
         t_max = max(e.shape[0] for e in frame_embs)
         frames = torch.zeros((len(items), t_max, frame_embs[0].shape[1]), dtype=torch.float32)
         frame_mask = torch.zeros((len(items), t_max), dtype=torch.bool)
@@ -153,7 +165,7 @@ class EMScoreScorer(ClipScorer):
             per_frame = frame_details(c_tok, c_mask, c_glob, cand_weights, frames, frame_mask, scores=scores)
 
         wanted = [f"{t}_{m}" for t in self.config.score_types for m in self.config.metrics]
-        results: list[dict[str, Metric] | Exception] = []
+        results: list[dict[str, Metric]] = []
         for n, item in enumerate(items):
             common = {"references": len(inputs[n]["references"]), "idf": self.config.idf,
                       "idf_uniform_fallback": bool(c_w.uniform_fallback[n]) if self.config.idf else None}

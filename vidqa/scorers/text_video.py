@@ -46,14 +46,11 @@ class TextVideoScorer(ClipScorer):
             raise ScorerError(f"no {self.config.text_key!r} text to compare with the frames")
         return {"text": text}
 
-    def text_for(self, item: ScoreItem) -> str:
-        return self.inputs(item.fields)["text"]
-
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
         texts: list[str | Exception] = []
         for item in items:
             try:
-                texts.append(self.text_for(item))
+                texts.append(self.inputs(item.fields)["text"])
             except ScorerError as exc:
                 texts.append(exc)
         ok = [n for n, t in enumerate(texts) if not isinstance(t, Exception)]
@@ -62,8 +59,8 @@ class TextVideoScorer(ClipScorer):
             return results
         distinct = list(dict.fromkeys(texts[n] for n in ok))
         text_emb = dict(zip(distinct, encode_texts(self.clip, distinct)))
-        flipped = [_with_frames(items[n], flip_frames(items[n].frames.array, self.config.flip)) for n in ok]
-        for n, frames in zip(ok, self.encode_frames(flipped)):
+        arrays = [flip_frames(items[n].frames.array, self.config.flip) for n in ok]
+        for n, frames in zip(ok, self.encode_frames(arrays)):
             sims = frames @ text_emb[texts[n]]
             reduced = reduce_similarities(sims)
             results[n] = {"text_video_sim": Metric.of(reduced[self.config.reduce], {
@@ -72,19 +69,3 @@ class TextVideoScorer(ClipScorer):
                 "flip": self.config.flip,
             })}
         return results
-
-
-class _FramesView:
-    def __init__(self, array):
-        self.array = array
-
-
-class _ItemView:
-    def __init__(self, item: ScoreItem, array):
-        self.frames = _FramesView(array)
-        self.fields = item.fields
-
-
-def _with_frames(item: ScoreItem, array):
-    """An item whose frames are ``array`` (flip augmentation), for the encoder only."""
-    return item if array is item.frames.array else _ItemView(item, array)
