@@ -74,15 +74,8 @@ class ClipSpec(BaseModel):
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _span_end_time(probe: VideoProbe, end_frame: int) -> float:
-    times = probe.frame_times
-    if end_frame < probe.frame_count:
-        return float(times[end_frame])
-    return max(float(times[0]) + probe.duration_s, float(times[-1]))
-
-
 def clip_span(probe: VideoProbe, kind: str, start: int, end: int) -> ClipSpan:
-    return ClipSpan(kind, int(start), int(end), float(probe.frame_times[start]), _span_end_time(probe, end))
+    return ClipSpan(kind, int(start), int(end), float(probe.frame_times[start]), probe.end_time_s(end))
 
 
 def detect_scenes(
@@ -137,7 +130,7 @@ def fixed_windows(probe: VideoProbe, window_s: float, stride_s: Optional[float],
     stride = stride_s or window_s
     times = probe.frame_times
     t0 = float(times[0])
-    t_end = _span_end_time(probe, probe.frame_count)
+    t_end = probe.end_time_s(probe.frame_count)
     clips = []
     start_t = t0
     while start_t < t_end - _EPS:

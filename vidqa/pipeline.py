@@ -138,7 +138,7 @@ class ScoreQueue:
         if len(self.jobs[key]) >= scorer.resources.batch_size:
             self._flush(key)
 
-    def fail(self, outcome: VideoOutcome, clip_id: int, pending: _Pending, reason: str) -> None:
+    def fail(self, clip_id: int, pending: _Pending, reason: str) -> None:
         with self.engine.begin() as conn:
             self._register(conn, pending)
             repo.write_scorer_failure(conn, clip_id, pending.scorer.name, pending.scorer.config_hash, reason,
@@ -197,21 +197,6 @@ def _all_finished(conn, clip_rows, pending: list[_Pending]) -> bool:
         if any(p.key not in done for p in pending):
             return False
     return True
-
-
-def score_video(
-    engine: Engine,
-    ref: VideoRef,
-    scorers: list[Scorer],
-    run_id: Optional[uuid.UUID],
-    clip_spec: ClipSpec = ClipSpec(),
-    storage: Optional[Storage] = None,
-) -> VideoOutcome:
-    """Score one video and write its scores (see :func:`score_shard` for many)."""
-    queue = ScoreQueue(engine, run_id)
-    outcome = prepare_video(engine, storage or Storage(), queue, ref, scorers, clip_spec, run_id)
-    queue.flush()
-    return outcome
 
 
 def prepare_video(
@@ -295,7 +280,7 @@ def _prepare_local(
             done = repo.finished_scorers(conn, clip_id)
         todo = [p for p in pending if p.key not in done]
         for p in [p for p in todo if p.missing]:
-            queue.fail(outcome, clip_id, p, p.missing)
+            queue.fail(clip_id, p, p.missing)
         by_sampling: dict[SamplingSpec, list[_Pending]] = defaultdict(list)
         for p in todo:
             if not p.missing:
@@ -308,7 +293,7 @@ def _prepare_local(
                 if whole_video_only and len(by_sampling) == 1 and len(group) == len(pending):
                     raise  # nothing of the video can be scored: the video failed
                 for p in group:
-                    queue.fail(outcome, clip_id, p, exc.reason)
+                    queue.fail(clip_id, p, exc.reason)
                 continue
             item = ScoreItem(uri=ref.uri, probe=probe, frames=frames, fields=ref.fields, clip=span)
             for p in group:

@@ -90,6 +90,14 @@ class VideoProbe:
         """Presentation time of every frame in seconds (float64)."""
         return self.frame_pts.astype(np.float64) * float(self.time_base)
 
+    def end_time_s(self, end_frame: int) -> float:
+        """When the frame range ending at ``end_frame`` (exclusive) stops: the next frame's
+        timestamp, or, for a range running to the last frame, the video's duration."""
+        times = self.frame_times
+        if end_frame < self.frame_count:
+            return float(times[end_frame])
+        return max(float(times[0]) + self.duration_s, float(times[-1]))
+
     def columns(self) -> dict[str, Any]:
         """The probe as ``videos`` table columns."""
         return {

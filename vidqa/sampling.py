@@ -23,14 +23,7 @@ def _span(probe: VideoProbe, start: int, end: Optional[int]) -> tuple[int, int, 
     start = max(0, start)
     if end <= start:
         raise ValueError(f"empty frame range [{start}, {end})")
-    times = probe.frame_times
-    t0 = float(times[start])
-    if end < probe.frame_count:
-        t1 = float(times[end])
-    else:
-        # A whole video, or a clip running to its end, lasts until the video's duration.
-        t1 = max(float(times[0]) + probe.duration_s, float(times[end - 1]))
-    return start, end, t0, t1
+    return start, end, float(probe.frame_times[start]), probe.end_time_s(end)
 
 
 def frame_at_times(probe: VideoProbe, times: np.ndarray, start: int = 0, end: Optional[int] = None) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Optional
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,10 +67,8 @@ class ClipScorer(Scorer):
         return list(embeddings.split([p.shape[0] for p in pixels]))
 
 
-def flip_frames(frames, mode: str):
+def flip_frames(frames: np.ndarray, mode: str) -> np.ndarray:
     """Frames plus their flipped copies (DataFlow-MM adds flips; it does not replace)."""
-    import numpy as np
-
     if mode == "none":
         return frames
     extra = []

@@ -125,20 +125,20 @@ class EMScoreScorer(ClipScorer):
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
         results: list[dict[str, Metric] | Exception] = []
         ok: list[int] = []
+        inputs: list[dict[str, Any]] = []
         for n, item in enumerate(items):
             try:
-                self.inputs(item.fields)
+                inputs.append(self.inputs(item.fields))
                 ok.append(n)
                 results.append({})
             except ScorerError as exc:
                 results.append(exc)
         if ok:
-            for n, scored in zip(ok, self._score([items[n] for n in ok])):
+            for n, scored in zip(ok, self._score([items[n] for n in ok], inputs)):
                 results[n] = scored
         return results
 
-    def _score(self, items: list[ScoreItem]) -> list[dict[str, Metric]]:
-        inputs = [self.inputs(item.fields) for item in items]
+    def _score(self, items: list[ScoreItem], inputs: list[dict[str, Any]]) -> list[dict[str, Metric]]:
         cands = [i["candidate"] for i in inputs]
         refs = [(n, r) for n, i in enumerate(inputs) for r in i["references"]]
         self._encode_texts(cands + [r for _, r in refs])

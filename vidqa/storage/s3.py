@@ -104,12 +104,13 @@ def list_s3(source: str, options: S3Options) -> list[VideoRef]:
     else:
         # `find` lists without a delimiter: one flat paginated listing of the prefix.
         found = fs.find(path, detail=True)
+        if not found:
+            raise FileNotFoundError(f"source not found: {source}")
         infos = [i for i in found.values() if i.get("type") == "file"]
+        # A named object is taken whatever its name; under a prefix, only video names.
         single = len(infos) == 1 and infos[0]["name"].rstrip("/") == path.rstrip("/")
         if not single:
             infos = [i for i in infos if is_video_name(i["name"])]
-        if not found:
-            raise FileNotFoundError(f"source not found: {source}")
     return sorted((_ref(i) for i in infos), key=lambda r: r.uri)
 
 
