@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from tasks.scoring import close_run, list_videos, open_run, prepare_scorers, score_shard
 from vidqa.clips import ClipSpec
-from vidqa.scorers import SCORERS, AestheticConfig, EMScoreConfig, TechnicalConfig, TextVideoConfig
+from vidqa.scorers import SCORERS, AestheticConfig, EMScoreConfig, TechnicalConfig, TextVideoConfig, VideoAudioConfig
 from vidqa.summary import RunSummary
 
-ScorerName = Literal["technical", "emscore", "text_video", "aesthetic"]
+ScorerName = Literal["technical", "emscore", "text_video", "video_audio", "aesthetic"]
 
 
 class ScoreVideosParams(BaseModel):
@@ -43,6 +43,10 @@ class ScoreVideosParams(BaseModel):
     )
     text_video: TextVideoConfig = Field(
         default_factory=TextVideoConfig, title="Text-video similarity", description="CLIP similarity of frames and a text."
+    )
+    video_audio: VideoAudioConfig = Field(
+        default_factory=VideoAudioConfig, title="Video-audio similarity",
+        description="CLIP similarity of frames and the audio's text (provided description, or speech recognition).",
     )
     aesthetic: AestheticConfig = Field(
         default_factory=AestheticConfig, title="Aesthetic", description="LAION aesthetic score (CLIP ViT-L/14 + MLP head)."

@@ -232,3 +232,12 @@ def tiny_clip(tmp_path_factory):
         (d / f"{name}.json").write_text(json.dumps(cfg))
         paths[dim] = str(d / f"{name}.json")
     return paths
+
+
+@pytest.fixture(scope="session")
+def audio_models(tmp_path_factory):
+    """Folders of a tiny random speech recogniser and audio classifier (transformers)."""
+    from audio_fixtures import write_tiny_asr, write_tiny_audio_classifier
+
+    d = tmp_path_factory.mktemp("audio-models")
+    return {"asr": str(write_tiny_asr(d / "asr")), "classifier": str(write_tiny_audio_classifier(d / "cls"))}

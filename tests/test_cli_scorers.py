@@ -44,3 +44,27 @@ def test_config_file_with_flag_overrides(tiny_clip, tmp_path, migrated_db, prefe
     assert config_json["config"]["reduce"] == "max"  # the file's other settings stayed
     bad = vidqa_cli("run", str(manifest), "--sampling", "every:3", env=env, check=False)
     assert bad.returncode == 2 and "use uniform:N" in bad.stderr
+
+
+def test_video_audio_from_the_cli_with_an_audio_model(tiny_clip, audio_models, tmp_path, migrated_db, prefect_api_url):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in (
+        {"video_path": str(VIDEOS / "Bfyp0C02sko_000248_000258.mp4")},
+        {"video_path": str(VIDEOS / "counter.mp4"), "audio_text": "a clock ticking"},
+    )) + "\n")
+    env = {"VIDQA_DATABASE_URL": migrated_db, "PREFECT_API_URL": prefect_api_url}
+    vidqa_cli("run", str(manifest), "--scorers", "video_audio", "--clip-model", f"{tiny_clip[32]}@",
+              "--audio-model", audio_models["asr"], env=env)
+    with get_engine(migrated_db).connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT v.uri, s.details->>'audio_text_from', s.details->>'audio_text' FROM scores s "
+            "JOIN clips c ON c.id = s.clip_id JOIN videos v ON v.id = c.video_id "
+            "WHERE s.metric = 'video_audio_sim' ORDER BY v.uri")).all()
+    assert [(r[0].rsplit("/", 1)[-1], r[1]) for r in rows] == [
+        ("Bfyp0C02sko_000248_000258.mp4", f"model:{audio_models['asr']}"), ("counter.mp4", "field:audio_text")]
+    assert rows[0][2] and rows[1][2] == "a clock ticking"
+
+    plan = vidqa_cli("models", "download", "--dir", str(tmp_path / "models"), "--scorers", "video_audio",
+                     "--audio-model", "openai/whisper-tiny", "--dry-run", env={**env, "COLUMNS": "400"}).stdout
+    plan = " ".join(plan.split())
+    assert "hf://openai/whisper-tiny" in plan and "hf-hub/openai/whisper-tiny" in plan

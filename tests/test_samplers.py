@@ -73,6 +73,17 @@ def test_keyframes_are_the_codec_key_frames_and_decode_exactly():
         np.testing.assert_array_equal(frames.array[k], full[i])
 
 
+def test_keyframes_in_a_span_without_one_decode_the_spans_first_frame(counter):
+    keys = set(counter.keyframe_indices.tolist())
+    start = next(i for i in range(1, counter.frame_count) if i not in keys and i + 3 < counter.frame_count)
+    end = start + 3
+    assert not keys & set(range(start, end))
+    frames = SamplingSpec(method="keyframes").sample(COUNTER, counter, start, end)
+    assert frames.indices.tolist() == [start]
+    full = all_frames_rgb(COUNTER, counter.display_width, counter.display_height)
+    np.testing.assert_array_equal(frames.array[0], full[start])
+
+
 def test_max_size_downscales_during_decode(counter):
     frames = SamplingSpec(method="uniform", n=2, max_size=320).sample(COUNTER, counter)
     assert frames.array.shape[1:] == (180, 320, 3)

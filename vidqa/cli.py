@@ -105,13 +105,14 @@ def _load_config(path: Optional[str]) -> dict[str, Any]:
     return data
 
 
-CLIP_SCORERS = ("emscore", "text_video")
+SCORER_NAMES = ("technical", "emscore", "text_video", "video_audio", "aesthetic")
+CLIP_SCORERS = ("emscore", "text_video", "video_audio")
 
 
 def build_params(source: str, config: dict[str, Any], *, scorers: Optional[str] = None,
                  sampling: Optional[str] = None, frames: Optional[int] = None, max_size: Optional[int] = None,
                  clip_model: Optional[str] = None, device: Optional[str] = None,
-                 **top: Any) -> "ScoreVideosParams":  # noqa: F821 - imported lazily
+                 audio_model: Optional[str] = None, **top: Any) -> "ScoreVideosParams":  # noqa: F821 - imported lazily
     """Flow parameters from a config file's values overridden by command-line flags."""
     from flows.score_videos import ScoreVideosParams
 
@@ -133,6 +134,8 @@ def build_params(source: str, config: dict[str, Any], *, scorers: Optional[str] 
         if clip_model and name in CLIP_SCORERS:
             model, _, pretrained = clip_model.partition("@")
             update["clip"] = {"model": model, "pretrained": pretrained or None}
+        if audio_model and name == "video_audio":
+            update["audio"] = {"model": audio_model}
         if update:
             params[name] = _merge(params.get(name, {}), update)
     return ScoreVideosParams.model_validate(params)
@@ -145,7 +148,7 @@ def run(
     ),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
     scorers: Optional[str] = typer.Option(
-        None, "--scorers", "-s", help="Comma-separated: technical, emscore, text_video, aesthetic."
+        None, "--scorers", "-s", help="Comma-separated: technical, emscore, text_video, video_audio, aesthetic."
     ),
     sampling: Optional[str] = typer.Option(
         None, "--sampling", help="For every scorer: uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
@@ -154,8 +157,12 @@ def run(
     frames: Optional[int] = typer.Option(None, "--frames", "-n", help="Shorthand for --sampling uniform:N."),
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Downscale frames so the longer side is at most this."),
     clip_model: Optional[str] = typer.Option(
-        None, "--clip-model", help="CLIP for emscore/text_video: NAME[@PRETRAINED], e.g. ViT-B-32@openai, "
+        None, "--clip-model", help="CLIP for emscore/text_video/video_audio: NAME[@PRETRAINED], e.g. ViT-B-32@openai, "
         "openai/clip-vit-base-patch32, ViT-L-14@/path/to/weights.pt."
+    ),
+    audio_model: Optional[str] = typer.Option(
+        None, "--audio-model", help="video_audio: transformers speech-recognition model (Hub id or folder) "
+        "for rows without an audio_text description, e.g. openai/whisper-tiny."
     ),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
     clips: Optional[str] = typer.Option(None, "--clips", help="none (whole videos), scenes, or windows."),
@@ -170,7 +177,7 @@ def run(
         clip_opts = {k: v for k, v in (("method", clips), ("window_s", window)) if v is not None}
         params = build_params(
             source, _load_config(config), scorers=scorers, sampling=sampling, frames=frames, max_size=max_size,
-            clip_model=clip_model, device=device, video_key=video_key, shard_size=shard_size,
+            clip_model=clip_model, audio_model=audio_model, device=device, video_key=video_key, shard_size=shard_size,
             clips=clip_opts or None,
         )
     except (ValueError, OSError) as exc:
@@ -303,12 +310,13 @@ if __name__ == "__main__":
     app()
 
 
-def _weight_files(config: Optional[str], scorers: Optional[str], clip_model: Optional[str], models_dir):
+def _weight_files(config: Optional[str], scorers: Optional[str], clip_model: Optional[str],
+                  audio_model: Optional[str], models_dir):
     from pathlib import Path
 
-    from vidqa.models.download import aesthetic_head_files, clip_weight_files
+    from vidqa.models.download import aesthetic_head_files, clip_weight_files, hf_model_files
 
-    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model)
+    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model, audio_model=audio_model)
     files = []
     for name in params.scorers:
         cfg = getattr(params, name)
@@ -316,6 +324,8 @@ def _weight_files(config: Optional[str], scorers: Optional[str], clip_model: Opt
             files += clip_weight_files(cfg.clip.model, cfg.clip.pretrained, Path(models_dir))
         if hasattr(cfg, "head"):
             files += aesthetic_head_files(cfg.head, Path(models_dir))
+        if getattr(getattr(cfg, "audio", None), "model", None):
+            files += hf_model_files(cfg.audio.model, "audio model", Path(models_dir))
     return list(dict.fromkeys(files))
 
 
@@ -325,10 +335,11 @@ def models_download(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
     scorers: Optional[str] = typer.Option(None, "--scorers", "-s", help="Comma-separated scorers (default: all)."),
     clip_model: Optional[str] = typer.Option(None, "--clip-model", help="As for `vidqa run`."),
+    audio_model: Optional[str] = typer.Option(None, "--audio-model", help="As for `vidqa run`."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be fetched."),
 ) -> None:
     """Fetch the weights of every configured scorer into DIR (run it where there is network)."""
-    files = _weight_files(config, scorers or "technical,emscore,text_video,aesthetic", clip_model, directory)
+    files = _weight_files(config, scorers or ",".join(SCORER_NAMES), clip_model, audio_model, directory)
     table = Table("model", "from", "to", "present")
     for f in files:
         table.add_row(f.what, f.source, str(f.target), "yes" if f.target.exists() else "no")
@@ -350,12 +361,13 @@ def models_check(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
     scorers: Optional[str] = typer.Option(None, "--scorers", "-s", help="Comma-separated scorers."),
     clip_model: Optional[str] = typer.Option(None, "--clip-model", help="As for `vidqa run`."),
+    audio_model: Optional[str] = typer.Option(None, "--audio-model", help="As for `vidqa run`."),
 ) -> None:
     """Load every configured model as a run would; say what is missing and how to get it."""
     from vidqa.errors import ScorerError
     from vidqa.scorers import build_scorer
 
-    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model)
+    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model, audio_model=audio_model)
     failed = False
     for name in params.scorers:
         try:

@@ -14,11 +14,12 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 from sqlalchemy.engine import Engine
 
+from vidqa.audio import AudioClip, AudioRequest, decode_audio
 from vidqa.clips import ClipSpan, ClipSpec, split_video
 from vidqa.db import repository as repo
 from vidqa.errors import ScorerError, VideoError
@@ -234,7 +235,7 @@ def _prepare_video(
     # Only now are the bytes needed: fetch (remote), probe, split, decode.
     try:
         with storage.local_file(ref) as path:
-            return _prepare_local(engine, queue, ref, cid, path, pending, clip_spec, run_id)
+            return _prepare_local(engine, storage, queue, ref, cid, path, pending, clip_spec, run_id)
     except VideoError as exc:
         _record_failure(engine, ref, cid, exc, run_id)
         return VideoOutcome(ref.uri, "failed", exc.reason)
@@ -257,8 +258,21 @@ def _clips_for(engine: Engine, video_id: int, path: str, probe: VideoProbe, spec
     return spans
 
 
+def _clip_audio(storage: Storage, path: str, probe: VideoProbe, span: ClipSpan, req: AudioRequest) -> AudioClip:
+    """The clip's span of audio: of the video's own track, or of a separate file that shares
+    the video's timeline."""
+    offset = max(0.0, span.start_s - float(probe.frame_times[0]))
+    duration = min(span.duration_s, req.max_s)
+    if req.source is None:
+        if not probe.has_audio:
+            raise VideoError("no audio track in the video", stage="audio")
+        return decode_audio(path, req.sample_rate, offset, duration, source="video")
+    with storage.local_file(VideoRef(req.source)) as audio_path:
+        return decode_audio(audio_path, req.sample_rate, offset, duration, source=req.source)
+
+
 def _prepare_local(
-    engine: Engine, queue: ScoreQueue, ref: VideoRef, cid: str, path: str, pending: list[_Pending],
+    engine: Engine, storage: Storage, queue: ScoreQueue, ref: VideoRef, cid: str, path: str, pending: list[_Pending],
     clip_spec: ClipSpec, run_id: Optional[uuid.UUID],
 ) -> VideoOutcome:
     probe = probe_video(path)
@@ -282,6 +296,7 @@ def _prepare_local(
         for p in [p for p in todo if p.missing]:
             queue.fail(clip_id, p, p.missing)
         by_sampling: dict[SamplingSpec, list[_Pending]] = defaultdict(list)
+        audio: dict[AudioRequest, AudioClip | VideoError] = {}
         for p in todo:
             if not p.missing:
                 by_sampling[p.scorer.sampling].append(p)
@@ -297,7 +312,20 @@ def _prepare_local(
                 continue
             item = ScoreItem(uri=ref.uri, probe=probe, frames=frames, fields=ref.fields, clip=span)
             for p in group:
-                queue.submit(_Job(outcome, clip_id, item, p))
+                req = p.scorer.audio_request(ref.fields)
+                if req is None:
+                    queue.submit(_Job(outcome, clip_id, item, p))
+                    continue
+                try:
+                    # Decoded once per clip and request, shared like the frames.
+                    if req not in audio:
+                        audio[req] = _clip_audio(storage, path, probe, span, req)
+                except VideoError as exc:
+                    audio[req] = exc
+                if isinstance(audio[req], VideoError):
+                    queue.fail(clip_id, p, audio[req].reason)  # this scorer only; the video goes on
+                else:
+                    queue.submit(_Job(outcome, clip_id, replace(item, audio=audio[req]), p))
     return outcome
 
 

@@ -120,10 +120,10 @@ class SamplingSpec(BaseModel):
         return idx[: self.max_frames]
 
     def sample(self, path: str, probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> Frames:
-        return decode_frames(
-            path, probe, self.indices(probe, start, end), max_size=self.max_size,
-            keyframes_only=self.method == "keyframes",
-        )
+        indices = self.indices(probe, start, end)
+        # The fallback frame of a span without key frames is not a key frame: decode it fully.
+        keyframes_only = self.method == "keyframes" and bool(np.isin(indices, probe.keyframe_indices).all())
+        return decode_frames(path, probe, indices, max_size=self.max_size, keyframes_only=keyframes_only)
 
 
 def sample_frames_uniform(path: str, probe: VideoProbe, n: int, max_size: Optional[int] = None) -> Frames:

@@ -25,17 +25,19 @@ from vidqa.models.clip import HF_HUB_PREFIX, _hub_weight_candidates, canonical_c
 @dataclass(frozen=True)
 class WeightFile:
     """One file to fetch: from a Hub repository (``repo`` + ``filename``; ``filename`` None
-    means the repository's open_clip files) or a URL, into ``target`` (a file or folder)."""
+    means the repository's files matching ``patterns``) or a URL, into ``target`` (a file or
+    folder)."""
 
     what: str
     target: Path
     repo: Optional[str] = None
     filename: Optional[str] = None
     url: Optional[str] = None
+    patterns: tuple[str, ...] = ("open_clip_*",)
 
     @property
     def source(self) -> str:
-        return self.url or f"hf://{self.repo}/{self.filename or 'open_clip_*'}"
+        return self.url or f"hf://{self.repo}/{self.filename or ','.join(self.patterns)}"
 
 
 def clip_weight_files(name: str, pretrained: Optional[str], models_dir: Path) -> list[WeightFile]:
@@ -67,6 +69,15 @@ def aesthetic_head_files(head: str, models_dir: Path) -> list[WeightFile]:
     return [WeightFile(f"aesthetic head {head}", models_dir / MODELS_SUBDIR / head, url=KNOWN_HEADS[head])]
 
 
+def hf_model_files(model: str, what: str, models_dir: Path) -> list[WeightFile]:
+    """A transformers model folder (config, weights, tokenizer, processor) from the Hub;
+    nothing for a local folder."""
+    if os.path.exists(model):
+        return []
+    return [WeightFile(what + " " + model, models_dir / "hf-hub" / model, repo=model,
+                       patterns=("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"))]
+
+
 def download(files: list[WeightFile]) -> None:
     """Fetch each file that is not there yet (needs network)."""
     for f in files:
@@ -83,4 +94,4 @@ def download(files: list[WeightFile]) -> None:
         if f.filename:
             hf_hub_download(f.repo, f.filename, local_dir=f.target.parent)
         else:
-            snapshot_download(f.repo, allow_patterns=["open_clip_*"], local_dir=f.target)
+            snapshot_download(f.repo, allow_patterns=list(f.patterns), local_dir=f.target)

@@ -11,9 +11,10 @@ from vidqa.scorers.aesthetic import AestheticConfig, AestheticScorer
 from vidqa.scorers.emscore import EMScoreConfig, EMScoreScorer
 from vidqa.scorers.technical import TechnicalConfig, TechnicalScorer
 from vidqa.scorers.text_video import TextVideoConfig, TextVideoScorer
+from vidqa.scorers.video_audio import VideoAudioConfig, VideoAudioScorer
 
 SCORERS: dict[str, type[Scorer]] = {
-    cls.name: cls for cls in (TechnicalScorer, EMScoreScorer, TextVideoScorer, AestheticScorer)
+    cls.name: cls for cls in (TechnicalScorer, EMScoreScorer, TextVideoScorer, VideoAudioScorer, AestheticScorer)
 }
 
 _resident: dict[tuple[str, str, str], Scorer] = {}
@@ -45,5 +46,5 @@ def build_scorer(
 __all__ = [
     "SCORERS", "Metric", "Resources", "ScoreItem", "Scorer", "ScorerConfig",
     "TechnicalConfig", "TechnicalScorer", "EMScoreConfig", "EMScoreScorer", "TextVideoConfig",
-    "TextVideoScorer", "AestheticConfig", "AestheticScorer", "build_scorer",
+    "TextVideoScorer", "VideoAudioConfig", "VideoAudioScorer", "AestheticConfig", "AestheticScorer", "build_scorer",
 ]

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidqa.audio import AudioClip, AudioRequest
 from vidqa.clips import ClipSpan
 from vidqa.frames import Frames
 from vidqa.probe import VideoProbe
@@ -62,6 +63,8 @@ class ScoreItem:
     frames: Frames
     fields: dict[str, Any] = field(default_factory=dict)
     clip: Optional[ClipSpan] = None
+    # The clip's audio, decoded for scorers whose ``audio_request`` asked for it.
+    audio: Optional[AudioClip] = None
 
 
 @dataclass
@@ -123,6 +126,11 @@ class Scorer:
         """The text fields of a manifest row this scorer reads; part of each score's
         identity. Raises ScorerError when a required field is missing."""
         return {}
+
+    def audio_request(self, fields: dict[str, Any]) -> Optional[AudioRequest]:
+        """The audio this scorer must hear for a row (decoded by the pipeline per clip, while
+        the video file is at hand), or None when it needs none."""
+        return None
 
     @property
     def config_hash(self) -> str:
