@@ -186,7 +186,7 @@ def test_aesthetic_scorer_uses_the_real_laion_heads(tiny_clip, migrated_db, monk
     spec = ScorerSpec("aesthetic", {"clip": {"model": tiny_clip[768], "pretrained": None}})
     score_shard(engine, refs, [spec], None)
     with engine.connect() as conn:
-        ((value, details),) = rows_by(conn, "SELECT value, details FROM scores WHERE metric = 'aesthetic_score'")
+        ((value, details),) = rows_by(conn, "SELECT value, details FROM scores WHERE metric = 'aesthetic'")
     assert details["frames"] == 3  # 10%, 50%, 90%
     from vidqa.frames import decode_frames
     frames = decode_frames(video, probe_video(video), details["frame_indices"]).array

@@ -32,13 +32,14 @@ class AestheticConfig(ScorerConfig):
 
 
 class AestheticScorer(ClipScorer):
-    """``aesthetic_score`` = mean over frames of ``head(e / ||e||)``; about 1-10 for the MLP
+    """``aesthetic`` = mean over frames of ``head(e / ||e||)``; about 1-10 for the MLP
     (5.5 fair, 6.5 high). Per-frame scores are in the details."""
 
     name: ClassVar[str] = "aesthetic"
-    version: ClassVar[str] = "1"
+    # 2: the metric is named "aesthetic" (was "aesthetic_score"), as the wide views' column.
+    version: ClassVar[str] = "2"
     config_model: ClassVar[type[ScorerConfig]] = AestheticConfig
-    metrics: ClassVar[tuple[str, ...]] = ("aesthetic_score",)
+    metrics: ClassVar[tuple[str, ...]] = ("aesthetic",)
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -56,6 +57,6 @@ class AestheticScorer(ClipScorer):
         embeddings = self.encode_frames([item.frames.array for item in items])
         per_frame = aesthetic_scores(self.head, torch.cat(embeddings)).split([e.shape[0] for e in embeddings])
         return [
-            {"aesthetic_score": Metric.of(float(s.mean()), {"frame_scores": [float(x) for x in s]})}
+            {"aesthetic": Metric.of(float(s.mean()), {"frame_scores": [float(x) for x in s]})}
             for s in per_frame
         ]
