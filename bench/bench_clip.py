@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidqa.metrics.emscore import emscore  # noqa: E402
+from vidqa.frames import iter_frames  # noqa: E402
 from vidqa.models.clip import encode_images, encode_pixels, encode_text_tokens, load_clip  # noqa: E402
 from vidqa.probe import probe_video  # noqa: E402
 from vidqa.sampling import SamplingSpec  # noqa: E402
@@ -67,25 +68,41 @@ def decode_items(spec: SamplingSpec) -> list[ScoreItem]:
     return items
 
 
-def naive_emscore(clip, items) -> list[float]:
+def sequential_frames(item: ScoreItem):
+    """The operators' decode: read every frame of the video in order (cv2.VideoCapture
+    style), keep the sampled ones. Same pixels as vidqa's seeking decoder."""
+    wanted = {int(i): k for k, i in enumerate(item.frames.indices)}
+    kept = [None] * len(wanted)
+    for n, frame in enumerate(iter_frames(item.uri, item.probe)):
+        if n in wanted:
+            kept[wanted[n]] = frame.copy()
+    return kept
+
+
+def naive_emscore(clip, items, decode_sequentially: bool = False) -> list[float]:
     """Per video: text encoded again, each frame preprocessed and encoded alone."""
     out = []
     for item in items:
         enc = encode_text_tokens(clip, [CAPTION])
-        embs = torch.cat([encode_pixels(clip, clip.preprocess(f[None]), 1) for f in item.frames.array])
+        frames = sequential_frames(item) if decode_sequentially else item.frames.array
+        embs = torch.cat([encode_pixels(clip, clip.preprocess(f[None]), 1) for f in frames])
         s = emscore(enc.token_embeddings, enc.mask, enc.global_embeddings, None, frames=embs[None])
         out.append(float(s["EMScore(X,V)_full_F"][0]))
     return out
 
 
-def emscore_rows(device: str) -> tuple[list[tuple], float]:
+def emscore_rows(device: str) -> tuple[list[tuple], float, float, float]:
     spec = SamplingSpec(method="every_n_seconds", seconds=1.0)
     config = {"clip": {"model": "ViT-B-32", "pretrained": None}, "sampling": spec.model_dump(), "idf": False,
               "runtime": {"device": device, "batch_size": 64}}
     scorer = EMScoreScorer(config)
     t = time.perf_counter()
     items = decode_items(spec)
-    decode_s = time.perf_counter() - t
+    decode_s = time.perf_counter() - t  # probe + vidqa's seeking decode
+    t = time.perf_counter()
+    for item in items:
+        probe_video(item.uri)
+    probe_s = time.perf_counter() - t
     n_frames = sum(len(i.frames) for i in items)
 
     naive_emscore(scorer.clip, items[:1])  # warm-up
@@ -94,6 +111,10 @@ def emscore_rows(device: str) -> tuple[list[tuple], float]:
     naive = naive_emscore(scorer.clip, items)
     sync(device)
     naive_s = time.perf_counter() - t + decode_s
+    t = time.perf_counter()
+    operator = naive_emscore(scorer.clip, items, decode_sequentially=True)
+    sync(device)
+    operator_s = time.perf_counter() - t + probe_s
 
     scorer.score(items[:1])  # warm-up
     scorer._texts.clear()
@@ -102,12 +123,15 @@ def emscore_rows(device: str) -> tuple[list[tuple], float]:
     ours = [r["EMScore(X,V)_full_F"].value for r in scorer.score(items)]
     sync(device)
     ours_s = time.perf_counter() - t + decode_s
-    diff = max(abs(a - b) for a, b in zip(ours, naive))
+    diff = max(abs(a - b) for a, b in zip(ours, naive + operator))
+    n = len(items)
     rows = [
-        ("naive loop (per video, per frame)", len(items), n_frames, naive_s, len(items) / naive_s, 1.0),
-        ("vidqa (batched across videos)", len(items), n_frames, ours_s, len(items) / ours_s, naive_s / ours_s),
+        ("operator-style loop (sequential full decode, per frame)", n, n_frames, operator_s, n / operator_s, 1.0),
+        ("naive loop on vidqa's decoder (per video, per frame)", n, n_frames, naive_s, n / naive_s,
+         operator_s / naive_s),
+        ("vidqa (seeking decode, batched across videos)", n, n_frames, ours_s, n / ours_s, operator_s / ours_s),
     ]
-    return rows, diff, decode_s
+    return rows, diff, decode_s, probe_s
 
 
 def main() -> None:
@@ -122,13 +146,13 @@ def main() -> None:
              "| model | precision | batch | frames | frames/s | vs batch 1 | peak RSS GiB |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in encoder_rows(device, precision):
         lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.1f} | {r[5]:.2f}x | {r[6]:.2f} |")
-    rows, diff, decode_s = emscore_rows(device)
+    rows, diff, decode_s, probe_s = emscore_rows(device)
     lines += ["", f"EMScore(X,V), ViT-B/32 (random weights), every_n_seconds(1), {rows[0][1]} shared videos "
-              f"(decode {decode_s:.2f} s included in both):", "",
+              f"(probing {probe_s:.2f} s charged to all; vidqa's probe + seeking decode {decode_s:.2f} s):", "",
               "| pipeline | videos | frames | seconds | videos/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f}x |")
-    lines.append(f"\nmax |EMScore(X,V)_full_F difference| between the two: {diff:.2e}")
+    lines.append(f"\nmax |EMScore(X,V)_full_F difference| between vidqa and the loops: {diff:.2e}")
     text = "\n".join(lines)
     print(text)
     if args.out:
