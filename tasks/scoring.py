@@ -6,18 +6,24 @@ import uuid
 from dataclasses import asdict
 from typing import Any, Optional
 
+from functools import lru_cache
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from vidqa import pipeline, runs
 from vidqa.clips import ClipSpec
+from vidqa.config import get_settings
 from vidqa.db import get_engine
+from vidqa.db import repository as repo
+from vidqa.errors import ScorerError
 from vidqa.storage import S3Options, Storage, VideoRef
 from vidqa.summary import RunSummary
 
-# Shards write to the ledger themselves and skip finished work, so a retry is safe and
-# a Prefect result cache would only hide a reset database. Identity-keyed caching of
-# pure steps comes with the Prefect-operations work.
+# Tag of tasks that run GPU scorers; a tag concurrency limit on it bounds how many run at
+# once across all workers (`prefect concurrency-limit create vidqa-gpu 1`).
+GPU_TAG = "vidqa-gpu"
 
 
 def storage_for(aws_credentials_block: Optional[str]) -> Storage:
@@ -50,9 +56,42 @@ def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str]
 
 
 def _worth_retrying(task, task_run, state) -> bool:
-    """Retry I/O trouble, not a source that does not exist or a malformed manifest."""
+    """Retry I/O trouble (object storage, database), not what fails the same way again: a
+    source that does not exist, a malformed manifest, missing model weights."""
     exc = state.result(raise_on_failure=False)
-    return not isinstance(exc, (FileNotFoundError, PermissionError, ValueError))
+    return not isinstance(exc, (FileNotFoundError, PermissionError, ValueError, ScorerError))
+
+
+@lru_cache(maxsize=8)
+def _database_identity(url: str) -> str:
+    with get_engine().connect() as conn:
+        return repo.database_identity(conn)
+
+
+def shard_cache_key(context, parameters: dict[str, Any]) -> Optional[str]:
+    """Prefect cache key of a shard, from identities only (REFERENCE §7): each video's URI,
+    ETag or size+mtime and text fields; each scorer's config hash (settings, run context,
+    model weights); the clip split; the database. Never models, clients or arrays. None
+    (no caching) when a video has no listed identity."""
+    key = pipeline.shard_identity(
+        [VideoRef.from_dict(r) for r in parameters["refs"]],
+        [pipeline.ScorerSpec(**s) for s in parameters["scorers"]],
+        ClipSpec.model_validate(parameters.get("clips") or {}),
+        _database_identity(str(get_engine().url)),
+    )
+    return None if key is None else f"vidqa-shard-{key}"
+
+
+def result_storage() -> Any:
+    """Result storage for cached tasks from ``VIDQA_RESULT_STORAGE``: None (Prefect's local
+    default), an ``s3://`` prefix, or a saved block's slug."""
+    target = get_settings().result_storage
+    if not target or not target.startswith("s3://"):
+        return target or None
+    from prefect.filesystems import RemoteFileSystem
+
+    opts = S3Options.from_settings().filesystem_kwargs()
+    return RemoteFileSystem(basepath=target.rstrip("/"), settings=opts)
 
 
 @task(
@@ -76,9 +115,12 @@ def prepare_scorers(scorers: list[dict[str, Any]], refs: list[dict[str, Any]]) -
 
 @task(
     name="score-shard",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_worth_retrying,
+    cache_key_fn=shard_cache_key,
+    persist_result=True,
     tags=["vidqa-score"],
 )
 def score_shard(
@@ -88,6 +130,9 @@ def score_shard(
     clips: Optional[dict[str, Any]] = None,
     aws_credentials_block: Optional[str] = None,
 ) -> dict[str, Any]:
+    """Score a shard; cached by identity, so an identical shard of a later run is not even
+    started (its videos are reported as cached). Within a run, the ledger skips finished
+    scorer work, so a changed setting recomputes only its scorer."""
     result = pipeline.score_shard(
         get_engine(),
         [VideoRef.from_dict(r) for r in refs],
@@ -97,6 +142,21 @@ def score_shard(
         storage_for(aws_credentials_block),
     )
     return result.to_dict()
+
+
+@task(name="find-unfinished", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2),
+      retry_jitter_factor=0.5, retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE)
+def find_unfinished(
+    refs: list[dict[str, Any]], scorers: list[dict[str, Any]], clips: Optional[dict[str, Any]] = None,
+    aws_credentials_block: Optional[str] = None,
+) -> list[dict[str, Any]]:
+    """The listed videos not yet scored under the current scorers and clips (by the ledger;
+    nothing is downloaded)."""
+    todo = pipeline.unfinished_videos(
+        get_engine(), [VideoRef.from_dict(r) for r in refs], [pipeline.ScorerSpec(**s) for s in scorers],
+        ClipSpec.model_validate(clips or {}), storage_for(aws_credentials_block),
+    )
+    return [r.to_dict() for r in todo]
 
 
 @task(name="close-run", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)

@@ -268,6 +268,54 @@ def scores(
     _emit(rows, fmt, ["video", "clip", "scorer", "metric", "value"])
 
 
+class ExportFormat(str, Enum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+class ExportLevel(str, Enum):
+    clip = "clip"
+    video = "video"
+
+
+@app.command()
+def export(
+    where: str = typer.Option(
+        ..., "--where", "-w", help="SQL condition over the wide view, e.g. 'aesthetic > 5.5 AND \"EMScore(X,V)_full_F\" "
+        "> 0.3'. Only a condition: no sub-queries, other tables or statements."
+    ),
+    out: str = typer.Option(..., "--out", "-o", help="Output file: a local path or s3://bucket/key."),
+    fmt: Optional[ExportFormat] = typer.Option(
+        None, "--format", "-f", help="jsonl or parquet (default: parquet for .parquet/.pq, else jsonl)."
+    ),
+    level: ExportLevel = typer.Option(
+        ExportLevel.clip, "--level", help="clip: rows of clip_scores_wide; video: rows of video_scores_wide."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Write at most this many rows."),
+) -> None:
+    """Write the videos/clips the condition selects, with their scores, as a training manifest."""
+    from rich.markup import escape
+
+    _connect()
+    from vidqa.db import get_engine
+    from vidqa.db.migrate import ensure_schema
+    from vidqa.db.views import refresh_if_stale
+    from vidqa.export import export_selection
+
+    ensure_schema()
+    engine = get_engine()
+    try:
+        refresh_if_stale(engine)  # metrics written by an interrupted run get their columns
+    except Exception as exc:  # noqa: BLE001 - a read-only role can still export with the views as they are
+        err_console.print(f"[yellow]warning:[/yellow] wide views not refreshed: {escape(str(exc))}", soft_wrap=True)
+    try:
+        n = export_selection(engine, where, out, fmt.value if fmt else None, level.value, limit=limit)
+    except (ValueError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2)
+    console.print(f"{n} rows written to {out}", markup=False, highlight=False, soft_wrap=True)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION (default: head)."""
@@ -295,6 +343,22 @@ def db_current() -> None:
     from vidqa.db.migrate import current_revision
 
     console.print(current_revision() or "base (empty)")
+
+
+@db_app.command("refresh-views")
+def db_refresh_views() -> None:
+    """Recreate clip_scores_wide and video_scores_wide with a column per metric now stored."""
+    _connect()
+    from vidqa.db import get_engine
+    from vidqa.db.migrate import ensure_schema
+    from vidqa.db.views import refresh_wide_views
+
+    ensure_schema()
+    with get_engine().begin() as conn:
+        columns = refresh_wide_views(conn)
+    console.print(f"clip_scores_wide, video_scores_wide: {len(columns)} metric columns")
+    for column in columns:
+        console.print(f"  {column}", markup=False, highlight=False)
 
 
 @db_app.command("url")

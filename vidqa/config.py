@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     s3_session_token: Optional[SecretStr] = None
     s3_profile: Optional[str] = None
     cache_max_gb: float = Field(50.0, gt=0, description="Bound of the local object cache, in GiB.")
+    result_storage: Optional[str] = Field(
+        default=None,
+        description="Where Prefect keeps cached task results: unset = Prefect's local storage; "
+        "an s3:// prefix (VIDQA_S3_* settings apply); or a saved block's slug (s3-bucket/NAME).",
+    )
     ffmpeg_binary: str = "ffmpeg"
     ffprobe_binary: str = "ffprobe"
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.

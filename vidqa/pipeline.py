@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
@@ -26,10 +26,13 @@ from vidqa.errors import ScorerError, VideoError
 from vidqa.probe import VideoProbe, probe_video
 from vidqa.sampling import SamplingSpec
 from vidqa.scorers import ScoreItem, Scorer, build_scorer
-from vidqa.scorers.base import Metric, input_hash
+from vidqa.scorers.base import Metric, input_hash, stable_hash
 from vidqa.storage import Storage, VideoRef
 
 log = logging.getLogger(__name__)
+
+# Clips handed to each scorer's ``score`` in this process: what "computed nothing" means.
+SCORER_CALLS: Counter[str] = Counter()
 
 
 @dataclass
@@ -40,6 +43,9 @@ class ScorerSpec:
     config: dict[str, Any] = field(default_factory=dict)
     # Run-level context computed over the whole source (e.g. EMScore's IDF table).
     context: dict[str, Any] = field(default_factory=dict)
+    # Identity of the built scorer (configuration, context, model weights), set by
+    # prepare_scorers; caches key on it.
+    config_hash: Optional[str] = None
 
 
 @dataclass
@@ -53,6 +59,8 @@ class VideoOutcome:
     # True when the outcome comes from the ledger, not from work done in this run.
     from_ledger: bool = False
     clips: int = 0
+    # A failure that a later run should try again (network, throttling).
+    transient: bool = False
 
 
 @dataclass
@@ -154,6 +162,7 @@ class ScoreQueue:
         if not jobs:
             return
         scorer = self.scorers[key]
+        SCORER_CALLS[scorer.name] += len(jobs)
         try:
             results = scorer.score([j.item for j in jobs])
         except Exception as exc:
@@ -220,9 +229,27 @@ def _prepare_video(
         ref, cid = _identify(engine, storage, ref)
     except VideoError as exc:
         _record_failure(engine, ref, repo.UNREADABLE, exc, run_id)
-        return VideoOutcome(ref.uri, "failed", exc.reason)
+        return VideoOutcome(ref.uri, "failed", exc.reason, transient=exc.transient)
 
     pending = _pending_for(scorers, ref.fields)
+    known = _ledger_outcome(engine, ref, cid, pending, clip_spec)
+    if known is not None:
+        return known
+
+    # Only now are the bytes needed: fetch (remote), probe, split, decode.
+    try:
+        with storage.local_file(ref) as path:
+            return _prepare_local(engine, storage, queue, ref, cid, path, pending, clip_spec, run_id)
+    except VideoError as exc:
+        _record_failure(engine, ref, cid, exc, run_id)
+        return VideoOutcome(ref.uri, "failed", exc.reason, transient=exc.transient)
+
+
+def _ledger_outcome(
+    engine: Engine, ref: VideoRef, cid: str, pending: list[_Pending], clip_spec: ClipSpec
+) -> Optional[VideoOutcome]:
+    """What the ledger already says about this video's bytes under these scorers: failed for
+    good, or every clip finished by every scorer; None when there is work left."""
     with engine.connect() as conn:
         row = repo.find_video(conn, ref.uri, cid)
         if row is not None and row.status == "failed" and not row.failure_transient:
@@ -231,14 +258,28 @@ def _prepare_video(
             known_clips = repo.split_clips(conn, row.id, clip_spec.split_hash)
             if known_clips is not None and _all_finished(conn, known_clips, pending):
                 return VideoOutcome(ref.uri, "skipped", "already scored", from_ledger=True)
+    return None
 
-    # Only now are the bytes needed: fetch (remote), probe, split, decode.
-    try:
-        with storage.local_file(ref) as path:
-            return _prepare_local(engine, storage, queue, ref, cid, path, pending, clip_spec, run_id)
-    except VideoError as exc:
-        _record_failure(engine, ref, cid, exc, run_id)
-        return VideoOutcome(ref.uri, "failed", exc.reason)
+
+def unfinished_videos(
+    engine: Engine, refs: list[VideoRef], specs: list[ScorerSpec], clip_spec: ClipSpec = ClipSpec(),
+    storage: Optional[Storage] = None,
+) -> list[VideoRef]:
+    """The refs with work left under these scorers and clips: new or changed bytes, a scorer
+    or setting not run yet, or a transient failure. Objects are judged by their listed ETag,
+    so nothing is downloaded; a local file is hashed only when its size or mtime changed."""
+    scorers = [build_scorer(s.name, s.config, s.context) for s in specs]
+    storage = storage or Storage()
+    todo = []
+    for ref in refs:
+        try:
+            resolved, cid = _identify(engine, storage, ref)
+        except VideoError:
+            todo.append(ref)  # unreachable: the scoring run records why (or retries)
+            continue
+        if _ledger_outcome(engine, resolved, cid, _pending_for(scorers, resolved.fields), clip_spec) is None:
+            todo.append(resolved)
+    return todo
 
 
 def _clips_for(engine: Engine, video_id: int, path: str, probe: VideoProbe, spec: ClipSpec) -> list[ClipSpan]:
@@ -336,8 +377,39 @@ def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef]) -> list[Score
     out = []
     for spec in specs:
         scorer = build_scorer(spec.name, spec.config)
-        out.append(ScorerSpec(spec.name, spec.config, {**scorer.context_for(rows), **spec.context}))
+        context = {**scorer.context_for(rows), **spec.context}
+        bound = build_scorer(spec.name, spec.config, context)
+        out.append(ScorerSpec(spec.name, spec.config, context, bound.config_hash))
     return out
+
+
+def ref_identity(ref: VideoRef) -> Optional[dict[str, Any]]:
+    """What a listed video is, without reading it: URI, the store's ETag and size (objects) or
+    size and mtime (local files), and the manifest fields. None when the listing did not say
+    (an object named by a manifest has no ETag until it is asked for)."""
+    if ref.is_remote:
+        content = {"etag": ref.etag, "size": ref.size} if ref.etag else None
+    else:
+        content = {"size": ref.size, "mtime": ref.mtime} if ref.size is not None and ref.mtime is not None else None
+    return None if content is None else {"uri": ref.uri, **content, "fields": ref.fields}
+
+
+def shard_identity(
+    refs: list[VideoRef], specs: list[ScorerSpec], clip_spec: ClipSpec, database: str
+) -> Optional[str]:
+    """The identity of scoring this shard: every video's identity, every scorer's
+    ``config_hash`` (configuration, run context and model weights), the clip split and the
+    ledger it writes to. Equal identity means equal results. None when some part cannot be
+    named without reading data (then nothing may be reused)."""
+    videos = [ref_identity(r) for r in refs]
+    if any(v is None for v in videos) or any(s.config_hash is None for s in specs):
+        return None
+    return stable_hash({
+        "videos": videos,
+        "scorers": sorted((s.name, s.config_hash) for s in specs),
+        "clips": clip_spec.split_hash,
+        "database": database,
+    })
 
 
 def score_shard(

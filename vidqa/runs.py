@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Optional
 
 from vidqa import __version__
 from vidqa.db import get_engine, repository as repo
 from vidqa.db.migrate import ensure_schema
+from vidqa.db.views import refresh_if_stale
 from vidqa.summary import RunSummary
 
 
@@ -20,3 +22,7 @@ def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str]
 def close_run(summary: RunSummary) -> None:
     status = "completed" if summary.succeeded or summary.n_videos == 0 else "failed"
     repo.finish_run(get_engine(), uuid.UUID(summary.run_id), status, summary.counts())
+    try:  # new metrics get their columns in the wide views
+        refresh_if_stale(get_engine())
+    except Exception as exc:  # noqa: BLE001 - the scores are stored; a stale view does not fail the run
+        logging.getLogger(__name__).warning("wide views not refreshed (run `vidqa db refresh-views`): %s", exc)

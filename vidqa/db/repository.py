@@ -57,6 +57,17 @@ def finish_run(engine: Engine, run_id: uuid.UUID, status: str, counts: dict[str,
         )
 
 
+def database_identity(conn: Connection) -> str:
+    """Which ledger this is: the server address, the database's oid and the scores table's
+    oid. A dropped and recreated database or schema gets new oids, so caches keyed on this
+    never claim work that the current database does not hold."""
+    row = conn.execute(sa.text(
+        "SELECT coalesce(host(inet_server_addr()), 'local'), coalesce(inet_server_port(), 0), "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()), 'scores'::regclass::oid"
+    )).one()
+    return ":".join(str(v) for v in row)
+
+
 def known_content_id(conn: Connection, uri: str, size: Optional[int], mtime: Optional[float]) -> Optional[str]:
     """The content id stored for this URI when size and mtime are unchanged (skips rehashing)."""
     if size is None or mtime is None:

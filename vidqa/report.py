@@ -1,0 +1,103 @@
+"""What a run's scores look like: per-metric percentiles and the lowest- and highest-scoring
+clips, over the videos of a source and the scorer configurations of the run (so scores of
+older settings do not mix in). Plain data and markdown; the flows turn them into artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+# The current row of each URI (an edited file leaves its older bytes' row behind).
+_CURRENT_VIDEOS = """
+    SELECT DISTINCT ON (uri) id, uri FROM videos
+    WHERE uri = ANY(:uris) AND status = 'ok' ORDER BY uri, updated_at DESC, id DESC
+"""
+
+
+@dataclass
+class MetricStats:
+    metric: str
+    n: int
+    mean: float
+    min: float
+    max: float
+    percentiles: dict[float, float]
+
+    def row(self) -> dict[str, Any]:
+        return {"metric": self.metric, "n": self.n, "mean": round(self.mean, 6), "min": round(self.min, 6),
+                **{f"p{round(q * 100)}": round(v, 6) for q, v in self.percentiles.items()},
+                "max": round(self.max, 6)}
+
+
+def metric_stats(engine: Engine, uris: list[str], config_hashes: list[str]) -> list[MetricStats]:
+    """Per metric: count, mean, min, max and the 5/25/50/75/95th percentiles (linear
+    interpolation, ``percentile_cont``) of the non-NULL values over every clip."""
+    if not uris or not config_hashes:
+        return []
+    sql = sa.text(f"""
+        WITH v AS ({_CURRENT_VIDEOS})
+        SELECT s.metric, count(*), avg(s.value), min(s.value), max(s.value),
+               percentile_cont(CAST(:qs AS float8[])) WITHIN GROUP (ORDER BY s.value)
+        FROM scores s JOIN clips c ON c.id = s.clip_id JOIN v ON v.id = c.video_id
+        WHERE s.config_hash = ANY(:hashes) AND s.value IS NOT NULL
+        GROUP BY s.metric ORDER BY s.metric
+    """)
+    with engine.connect() as conn:
+        rows = conn.execute(sql, {"uris": uris, "hashes": config_hashes, "qs": list(PERCENTILES)}).all()
+    return [MetricStats(m, n, mean, lo, hi, dict(zip(PERCENTILES, ps))) for m, n, mean, lo, hi, ps in rows]
+
+
+@dataclass
+class Extreme:
+    uri: str
+    kind: str
+    start_s: float
+    end_s: float
+    value: float
+
+
+def metric_extremes(
+    engine: Engine, uris: list[str], config_hashes: list[str], metric: str, k: int = 5
+) -> tuple[list[Extreme], list[Extreme]]:
+    """The ``k`` lowest and ``k`` highest clips on ``metric`` (ties broken by URI)."""
+    def pick(order: str) -> list[Extreme]:
+        sql = sa.text(f"""
+            WITH v AS ({_CURRENT_VIDEOS})
+            SELECT v.uri, c.kind, c.start_time_s, c.end_time_s, s.value
+            FROM scores s JOIN clips c ON c.id = s.clip_id JOIN v ON v.id = c.video_id
+            WHERE s.config_hash = ANY(:hashes) AND s.metric = :metric AND s.value IS NOT NULL
+            ORDER BY s.value {order}, v.uri, c.start_time_s LIMIT :k
+        """)
+        with engine.connect() as conn:
+            rows = conn.execute(sql, {"uris": uris, "hashes": config_hashes, "metric": metric, "k": k}).all()
+        return [Extreme(*r) for r in rows]
+
+    return pick("ASC"), pick("DESC")
+
+
+def extremes_markdown(
+    engine: Engine, uris: list[str], config_hashes: list[str], metrics: list[str], k: int = 5,
+    title: Optional[str] = None,
+) -> str:
+    """A markdown section per metric listing its lowest and highest clips."""
+    lines = [f"# {title or 'Lowest and highest scores'}", ""]
+    for metric in metrics:
+        low, high = metric_extremes(engine, uris, config_hashes, metric, k)
+        if not low:
+            continue
+        lines += [f"## `{metric}`", ""]
+        for label, rows in (("lowest", low), ("highest", high)):
+            lines.append(f"**{label}**")
+            lines.append("")
+            for e in rows:
+                where = "" if e.kind == "video" else f" [{e.start_s:.2f}-{e.end_s:.2f} s]"
+                lines.append(f"- {e.value:.4f} `{e.uri}`{where}")
+            lines.append("")
+    if len(lines) == 2:
+        lines.append("No scores in this run.")
+    return "\n".join(lines)
