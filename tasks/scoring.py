@@ -82,16 +82,30 @@ def shard_cache_key(context, parameters: dict[str, Any]) -> Optional[str]:
     return None if key is None else f"vidqa-shard-{key}"
 
 
-def result_storage() -> Any:
+def result_storage() -> Optional[str]:
     """Result storage for cached tasks from ``VIDQA_RESULT_STORAGE``: None (Prefect's local
-    default), an ``s3://`` prefix, or a saved block's slug."""
+    default), a saved block's slug, or an ``s3://bucket/prefix``, for which an ``s3-bucket``
+    block is saved (Prefect needs storage it can name) with VIDQA_S3_* credentials held in
+    the block's secret fields."""
     target = get_settings().result_storage
     if not target or not target.startswith("s3://"):
         return target or None
-    from prefect.filesystems import RemoteFileSystem
+    import hashlib
 
-    opts = S3Options.from_settings().filesystem_kwargs()
-    return RemoteFileSystem(basepath=target.rstrip("/"), settings=opts)
+    from prefect_aws import AwsCredentials, S3Bucket
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    opts = S3Options.from_settings()
+    bucket, _, folder = target[len("s3://"):].partition("/")
+    name = "vidqa-results-" + hashlib.sha256(f"{target}|{opts.endpoint_url}".encode()).hexdigest()[:12]
+    secret = lambda v: v.get_secret_value() if v is not None else None  # noqa: E731
+    credentials = AwsCredentials(
+        aws_access_key_id=secret(opts.access_key_id), aws_secret_access_key=secret(opts.secret_access_key),
+        aws_session_token=secret(opts.session_token), profile_name=opts.profile, region_name=opts.region,
+        aws_client_parameters=AwsClientParameters(endpoint_url=opts.endpoint_url),
+    )
+    S3Bucket(bucket_name=bucket, bucket_folder=folder.rstrip("/"), credentials=credentials).save(name, overwrite=True)
+    return f"s3-bucket/{name}"
 
 
 @task(
