@@ -430,8 +430,9 @@ def test_predicate_postgres_rejects_exits_2_and_leaves_no_file(seeded, tmp_path)
 
 
 def doc_queries():
-    text = (REPO / "docs" / "sql_surface.md").read_text()
-    return re.findall(r"```sql\n(.*?)```", text, flags=re.DOTALL)
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Ten queries for dataset filtering")[1].split("\n## ")[0]
+    return re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
 
 
 def test_documented_queries_run(seeded):
