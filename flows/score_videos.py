@@ -83,6 +83,8 @@ def score_refs(params: ScoreVideosParams, refs: list[dict[str, Any]], run_id: st
                              unmapped(params.aws_credentials_block))
     progress = create_progress_artifact(0.0, key=f"{key_prefix}-progress",
                                         description=f"Shards of {params.source} finished")
+    if not shards:  # nothing to do (an incremental run with nothing new) is a finished job
+        update_progress_artifact(progress, 100.0)
     shard_of = {f.task_run_id: shard for f, shard in zip(futures, shards)}
     outcomes: list[dict[str, Any]] = []
     for done, future in enumerate(as_completed(futures), start=1):

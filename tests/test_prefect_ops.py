@@ -147,8 +147,9 @@ def test_ingest_new_scores_only_new_objects(s3_endpoint, tmp_path, migrated_db, 
     s3_endpoint.put(f"{prefix}/{NAMES[0]}", VIDEOS / "fades.mp4")
     third, _ = run_flow(ingest_new, params)
     assert (third["n_new"], third["n_scored"]) == (1, 1)
-    fourth, _ = run_flow(ingest_new, params)
+    fourth, fourth_id = run_flow(ingest_new, params)
     assert (fourth["n_listed"], fourth["n_new"], fourth["n_videos"]) == (3, 0, 0)
+    assert flow_artifacts(fourth_id)["progress"].data == pytest.approx(100.0)
     with get_engine(migrated_db).connect() as conn:
         rows = dict(conn.execute(sa.text("SELECT uri, count(*) FROM videos GROUP BY uri")).all())
     # The replaced object's two contents are both kept; the others were scored once.
