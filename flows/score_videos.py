@@ -121,9 +121,10 @@ def _shard_outcomes(future, shard, shard_task, specs, run_id, clips, params) -> 
         # ledger skips what it finished) and replace the cache entry.
         retry = shard_task.with_options(refresh_cache=True)
         return retry(shard, specs, run_id, clips, params.aws_credentials_block)["outcomes"]
-    return [{**o, "status": "skipped" if o["status"] != "failed" else "failed",
-             "reason": o["reason"] if o["status"] == "failed" else "cached: an identical shard already ran",
-             "scores_written": 0, "from_ledger": True} for o in outcomes]
+    # Nothing was done now: what scored then is skipped now; a final failure stays failed.
+    cached = {"status": "skipped", "reason": "cached: an identical shard already ran"}
+    return [{**o, **(cached if o["status"] != "failed" else {}), "scores_written": 0, "from_ledger": True}
+            for o in outcomes]
 
 
 @flow(name="score-videos", task_runner=ThreadPoolTaskRunner(max_workers=2))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Any, Optional
-
 from functools import lru_cache
+from typing import Any, Optional
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -16,6 +15,7 @@ from vidqa import pipeline, runs
 from vidqa.clips import ClipSpec
 from vidqa.config import get_settings
 from vidqa.db import get_engine
+from vidqa.db.engine import database_url
 from vidqa.db import repository as repo
 from vidqa.errors import ScorerError
 from vidqa.storage import S3Options, Storage, VideoRef
@@ -64,7 +64,7 @@ def _worth_retrying(task, task_run, state) -> bool:
 
 @lru_cache(maxsize=8)
 def _database_identity(url: str) -> str:
-    with get_engine().connect() as conn:
+    with get_engine(url).connect() as conn:
         return repo.database_identity(conn)
 
 
@@ -77,7 +77,7 @@ def shard_cache_key(context, parameters: dict[str, Any]) -> Optional[str]:
         [VideoRef.from_dict(r) for r in parameters["refs"]],
         [pipeline.ScorerSpec(**s) for s in parameters["scorers"]],
         ClipSpec.model_validate(parameters.get("clips") or {}),
-        _database_identity(str(get_engine().url)),
+        _database_identity(database_url()),
     )
     return None if key is None else f"vidqa-shard-{key}"
 
@@ -95,13 +95,14 @@ def result_storage() -> Optional[str]:
     from prefect_aws import AwsCredentials, S3Bucket
     from prefect_aws.client_parameters import AwsClientParameters
 
+    from vidqa.storage.s3 import reveal
+
     opts = S3Options.from_settings()
     bucket, _, folder = target[len("s3://"):].partition("/")
     name = "vidqa-results-" + hashlib.sha256(f"{target}|{opts.endpoint_url}".encode()).hexdigest()[:12]
-    secret = lambda v: v.get_secret_value() if v is not None else None  # noqa: E731
     credentials = AwsCredentials(
-        aws_access_key_id=secret(opts.access_key_id), aws_secret_access_key=secret(opts.secret_access_key),
-        aws_session_token=secret(opts.session_token), profile_name=opts.profile, region_name=opts.region,
+        aws_access_key_id=reveal(opts.access_key_id), aws_secret_access_key=reveal(opts.secret_access_key),
+        aws_session_token=reveal(opts.session_token), profile_name=opts.profile, region_name=opts.region,
         aws_client_parameters=AwsClientParameters(endpoint_url=opts.endpoint_url),
     )
     S3Bucket(bucket_name=bucket, bucket_folder=folder.rstrip("/"), credentials=credentials).save(name, overwrite=True)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from vidqa.models.clip import ClipModel, encode_pixels, load_clip
+from vidqa.models.clip import ClipModel, encode_pixels, encode_texts, load_clip
 from vidqa.scorers.base import Resources, Runtime, Scorer
 
 
@@ -65,6 +65,14 @@ class ClipScorer(Scorer):
         pixels = [self.clip.preprocess(frames) for frames in frame_arrays]
         embeddings = encode_pixels(self.clip, torch.cat(pixels), self.config.runtime.batch_size)
         return list(embeddings.split([p.shape[0] for p in pixels]))
+
+    def text_similarities(self, frame_arrays: list, texts: list[str], flip: str = "none") -> list[torch.Tensor]:
+        """Per clip, the cosine of each frame (and its flipped copies, after the originals)
+        with the clip's text; each distinct text is encoded once, all frames in one batch."""
+        distinct = list(dict.fromkeys(texts))
+        text_emb = dict(zip(distinct, encode_texts(self.clip, distinct)))
+        frames = self.encode_frames([flip_frames(a, flip) for a in frame_arrays])
+        return [f @ text_emb[t] for f, t in zip(frames, texts)]
 
 
 def flip_frames(frames: np.ndarray, mode: str) -> np.ndarray:

@@ -8,10 +8,9 @@ import torch
 from pydantic import Field
 
 from vidqa.errors import ScorerError
-from vidqa.models.clip import encode_texts
 from vidqa.sampling import SamplingSpec
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
-from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer, flip_frames
+from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer
 
 Reduce = Literal["avg", "max", "min"]
 Flip = Literal["none", "horizontal", "vertical", "both"]
@@ -57,11 +56,9 @@ class TextVideoScorer(ClipScorer):
         results: list[dict[str, Metric] | Exception] = list(texts)  # failures stay as they are
         if not ok:
             return results
-        distinct = list(dict.fromkeys(texts[n] for n in ok))
-        text_emb = dict(zip(distinct, encode_texts(self.clip, distinct)))
-        arrays = [flip_frames(items[n].frames.array, self.config.flip) for n in ok]
-        for n, frames in zip(ok, self.encode_frames(arrays)):
-            sims = frames @ text_emb[texts[n]]
+        sims_per_clip = self.text_similarities([items[n].frames.array for n in ok], [texts[n] for n in ok],
+                                               self.config.flip)
+        for n, sims in zip(ok, sims_per_clip):
             reduced = reduce_similarities(sims)
             results[n] = {"text_video_sim": Metric.of(reduced[self.config.reduce], {
                 **{f"sim_{k}": v for k, v in reduced.items()},

@@ -17,10 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from vidqa.audio import AudioRequest
 from vidqa.errors import ScorerError
 from vidqa.models.audio import AudioTask, AudioToText, load_audio_to_text
-from vidqa.models.clip import encode_texts
 from vidqa.sampling import SamplingSpec
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
-from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer, flip_frames, resolve_device
+from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer, resolve_device
 from vidqa.scorers.text_video import Flip, Reduce, reduce_similarities
 
 
@@ -136,13 +135,10 @@ class VideoAudioScorer(ClipScorer):
         ok = [n for n, t in enumerate(texts) if not isinstance(t, Exception)]
         if not ok:
             return results
-        distinct = list(dict.fromkeys(texts[n][0] for n in ok))
-        text_emb = dict(zip(distinct, encode_texts(self.clip, distinct)))
-        arrays = [flip_frames(items[n].frames.array, self.config.flip) for n in ok]
         c = self.config
-        for n, frames in zip(ok, self.encode_frames(arrays)):
+        sims_per_clip = self.text_similarities([items[n].frames.array for n in ok], [texts[n][0] for n in ok], c.flip)
+        for n, sims in zip(ok, sims_per_clip):
             text, origin = texts[n]
-            sims = frames @ text_emb[text]
             reduced = reduce_similarities(sims)
             value = reduced[c.reduce]
             details = {

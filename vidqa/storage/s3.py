@@ -40,9 +40,6 @@ class S3Options:
     def filesystem_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``s3fs.S3FileSystem``; unset fields defer to the AWS
         default chain (environment, shared config, instance role)."""
-        def reveal(v: Optional[SecretStr]) -> Optional[str]:
-            return v.get_secret_value() if v is not None else None
-
         kwargs: dict[str, Any] = {"client_kwargs": {}}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
@@ -56,6 +53,11 @@ class S3Options:
         if self.profile:
             kwargs["profile"] = self.profile
         return kwargs
+
+
+def reveal(value: Optional[SecretStr]) -> Optional[str]:
+    """A secret's text, only where a client needs it."""
+    return value.get_secret_value() if value is not None else None
 
 
 _filesystems: dict[S3Options, Any] = {}
