@@ -142,8 +142,10 @@ def deployed(prefect_server):
     srv.cli("concurrency-limit", "create", "vidqa-gpu", "1")
     out = srv.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all",
                   env=srv.client_env(VIDQA_PROJECT_DIR=str(REPO)))
-    assert "score-videos/score-videos" in out.stdout and "ingest-new/ingest-new" in out.stdout, out.stdout
-    return {name: srv.get(f"/deployments/name/{name}/{name}") for name in ("score-videos", "ingest-new")}
+    names = ("score-videos", "ingest-new", "reference-stats", "distribution-metrics")
+    for name in names:
+        assert f"{name}/{name}" in out.stdout, out.stdout
+    return {name: srv.get(f"/deployments/name/{name}/{name}") for name in names}
 
 
 def test_deployments_schedule_and_form(prefect_server, deployed):
@@ -157,6 +159,13 @@ def test_deployments_schedule_and_form(prefect_server, deployed):
         steps = json.dumps(dep["pull_steps"])
         assert "prefect.deployments.steps.set_working_directory" in steps
         assert "VIDQA_PROJECT_DIR" in steps and str(REPO) not in steps
+    for name in ("reference-stats", "distribution-metrics"):
+        dep = deployed[name]
+        assert dep["work_pool_name"] == "vidqa" and "set-metrics" in dep["tags"] and dep["schedules"] == []
+        assert dep["entrypoint"] == f"flows/{name.replace('-', '_')}.py:{name.replace('-', '_')}"
+        form = dep["parameter_openapi_schema"]["definitions"]
+        model = form[dep["parameter_openapi_schema"]["properties"]["params"]["$ref"].rsplit("/", 1)[1]]
+        assert {"metrics", "height", "width", "num_runs", "seed"} <= set(model["properties"])
     assert score["entrypoint"] == "flows/score_videos.py:score_videos"
     assert ingest["entrypoint"] == "flows/ingest_new.py:ingest_new"
     assert srv.get("/work_pools/vidqa")["type"] == "process"

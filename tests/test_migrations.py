@@ -7,7 +7,8 @@ from vidqa.db import get_engine, upgrade, downgrade
 from vidqa.db.migrate import current_revision, head_revision
 from vidqa.db.tables import metadata
 
-TABLES = {"runs", "videos", "clips", "scorer_configs", "scores", "scorer_failures", "video_splits", "score_inputs"}
+TABLES = {"runs", "videos", "clips", "scorer_configs", "scores", "scorer_failures", "video_splits", "score_inputs",
+          "reference_sets", "feature_sets", "metric_values"}
 
 
 def user_tables(url):

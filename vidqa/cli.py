@@ -24,6 +24,10 @@ app.add_typer(db_app, name="db")
 models_app = typer.Typer(help="Model weights: what a run needs, and fetching it for offline machines.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
+from vidqa.cli_sets import metrics_app, reference_app  # noqa: E402 - sub-apps register after the root app
+
+app.add_typer(reference_app, name="reference")
+app.add_typer(metrics_app, name="metrics")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="Where Prefect keeps cached task results: unset = Prefect's local storage; "
         "an s3:// prefix (VIDQA_S3_* settings apply); or a saved block's slug (s3-bucket/NAME).",
     )
+    feature_storage: Optional[str] = Field(
+        default=None,
+        description="Where detector features of video sets (set-level metrics) are kept as compressed "
+        ".npz files: a folder or an s3:// prefix (VIDQA_S3_* settings apply); unset = <home>/features.",
+    )
     ffmpeg_binary: str = "ffmpeg"
     ffprobe_binary: str = "ffprobe"
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.

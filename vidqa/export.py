@@ -23,6 +23,7 @@ The predicate is user text run against the database, so it passes three layers:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -321,8 +322,6 @@ def export_selection(
     ``s3://`` URI); returns the number of rows written. Raises :class:`PredicateError` for a
     refused predicate and :class:`ExportError` when Postgres cannot evaluate it; a failed
     export leaves no file behind."""
-    import psycopg
-
     if level not in VIEW_FOR_LEVEL:
         raise ValueError(f"level must be clip or video, not {level!r}")
     fmt = fmt or format_for(out)
@@ -332,8 +331,24 @@ def export_selection(
         raise ValueError(f"--out: a local path or an s3:// URI, not {out!r}")
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
-    view = VIEW_FOR_LEVEL[level]
+    with selected_batches(engine, where, level, limit, statement_timeout_s) as (columns, batches):
+        return _write_atomically(out, fmt, batches, _arrow_schema(columns) if fmt == "parquet" else None,
+                                 storage_options)
 
+
+@contextlib.contextmanager
+def selected_batches(
+    engine, where: str, level: Level = "clip", limit: Optional[int] = None,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+) -> Iterator[tuple[list[tuple[str, str]], Iterator[list[dict[str, Any]]]]]:
+    """``(columns, batches)`` of the ``level`` view's rows selected by ``where``, read in a
+    read-only transaction with a statement timeout; the predicate is checked first. Raises
+    :class:`PredicateError` / :class:`ExportError` as :func:`export_selection`."""
+    import psycopg
+
+    if level not in VIEW_FOR_LEVEL:
+        raise ValueError(f"level must be clip or video, not {level!r}")
+    view = VIEW_FOR_LEVEL[level]
     with engine.connect() as sa_conn:
         raw = sa_conn.connection.driver_connection
         batches = None
@@ -347,8 +362,7 @@ def export_selection(
             names = [name for name, _ in columns]
             predicate = check_predicate(where, view, set(names))
             batches = _select(raw, view, predicate, names, ORDER_FOR_LEVEL[level], limit)
-            return _write_atomically(out, fmt, batches, _arrow_schema(columns) if fmt == "parquet" else None,
-                                     storage_options)
+            yield columns, batches
         except psycopg.errors.QueryCanceled as exc:
             raise ExportError(f"the selection took longer than {statement_timeout_s:g} s and was cancelled") from exc
         except psycopg.Error as exc:
@@ -358,6 +372,12 @@ def export_selection(
             if batches is not None:
                 batches.close()  # closes the server-side cursor before the transaction ends
             raw.rollback()
+
+
+def select_rows(engine, where: str, level: Level = "clip", limit: Optional[int] = None) -> list[dict[str, Any]]:
+    """The rows of the ``level`` view selected by ``where`` (checked, read-only), as dicts."""
+    with selected_batches(engine, where, level, limit) as (_columns, batches):
+        return [row for batch in batches for row in batch]
 
 
 def _write_atomically(out: str, fmt: Fmt, batches, schema, storage_options) -> int:

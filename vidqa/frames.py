@@ -157,8 +157,13 @@ def decode_frames(
     indices: Sequence[int],
     max_size: Optional[int] = None,
     keyframes_only: bool = False,
+    size: Optional[tuple[int, int]] = None,
 ) -> Frames:
     """Decode the frames at ``indices`` (positions in ``probe.frame_pts``).
+
+    ``size`` (width, height) resizes every frame to exactly that size (area filter when
+    shrinking, bicubic when enlarging), as set-level metrics need; otherwise frames keep
+    their displayed size, shrunk to ``max_size`` on the longer side when given.
 
     A frame that cannot be decoded is skipped and listed in ``missing_indices``; the
     call fails only when none of the requested frames decodes. ``keyframes_only`` makes
@@ -167,7 +172,12 @@ def decode_frames(
     wanted = sorted({int(i) for i in indices if 0 <= int(i) < probe.frame_count})
     if not wanted:
         raise VideoError("no frames requested within the video", stage="decode")
-    width, height = output_size(probe, max_size)
+    if size is not None:
+        width, height = int(size[0]), int(size[1])
+        downscale = width * height < probe.display_width * probe.display_height
+    else:
+        width, height = output_size(probe, max_size)
+        downscale = bool(max_size)
     times = probe.frame_times
     index_of_pts = {int(probe.frame_pts[i]): i for i in wanted}
     got: dict[int, np.ndarray] = {}
@@ -178,7 +188,7 @@ def decode_frames(
         select, frames_out = _selection(probe, group, keyframes_only)
         seek_s = float(times[probe.keyframe_at_or_before(group[0])] - times[0]) if seek else None
         array, shown, errs = _run_ffmpeg(
-            path, select, frames_out, width, height, bool(max_size), seek_s, keyframes_only
+            path, select, frames_out, width, height, downscale, seek_s, keyframes_only
         )
         errors.extend(errs)
         for k, pts in enumerate(shown):

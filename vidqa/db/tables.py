@@ -7,7 +7,7 @@ that these definitions match what the migrations create.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = sa.MetaData()
 
@@ -139,5 +139,95 @@ score_inputs = sa.Table(
     metadata,
     sa.Column("input_hash", sa.Text, primary_key=True),
     sa.Column("inputs", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+# -- set-level metrics (migration 0005) ---------------------------------------------------
+
+reference_sets = sa.Table(
+    "reference_sets",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("video_key", sa.Text, nullable=False, server_default="video_path"),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+feature_sets = sa.Table(
+    "feature_sets",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("set_key", sa.Text, nullable=False, unique=True),
+    sa.Column("content_digest", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("detector", sa.Text, nullable=False),
+    sa.Column("detector_file", sa.Text, nullable=False),
+    sa.Column("detector_sha256", sa.Text, nullable=False),
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("n_frames", sa.Integer, nullable=False),
+    sa.Column("subsample", sa.Integer, nullable=False),
+    sa.Column("clip_offset", sa.Text, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("max_items", sa.Integer, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("sampling_rules", sa.Integer, nullable=False),
+    sa.Column("resize", sa.Text, nullable=False),
+    sa.Column("covariance", sa.Text, nullable=False),
+    sa.Column("n_members", sa.Integer, nullable=False),
+    sa.Column("n_items", sa.Integer, nullable=False),
+    sa.Column("n_short", sa.Integer, nullable=False),
+    sa.Column("n_failed", sa.Integer, nullable=False),
+    sa.Column("failures", JSONB, nullable=False),
+    sa.Column("feature_dim", sa.Integer),
+    sa.Column("mean", ARRAY(sa.Float(precision=53))),
+    sa.Column("cov_trace", sa.Float(precision=53)),
+    sa.Column("features_uri", sa.Text, nullable=False),
+    sa.Column("features_sha256", sa.Text, nullable=False),
+    sa.Column("features_bytes", sa.BigInteger, nullable=False),
+    sa.Column("seconds", sa.Float),
+    sa.Column("vidqa_version", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+metric_values = sa.Table(
+    "metric_values",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Text, nullable=False),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("run_std", sa.Float(precision=53)),
+    sa.Column("split_std", sa.Float(precision=53)),
+    sa.Column("ci_low", sa.Float(precision=53)),
+    sa.Column("ci_high", sa.Float(precision=53)),
+    sa.Column("ci_level", sa.Float(precision=53)),
+    sa.Column("n_boot", sa.Integer),
+    sa.Column("num_runs", sa.Integer, nullable=False),
+    sa.Column("run_values", ARRAY(sa.Float(precision=53)), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("reference_name", sa.Text),
+    sa.Column("reference_source", sa.Text),
+    sa.Column("candidate_source", sa.Text, nullable=False),
+    sa.Column("reference_set_ids", ARRAY(sa.BigInteger), nullable=False),
+    sa.Column("candidate_set_ids", ARRAY(sa.BigInteger), nullable=False),
+    sa.Column("detector", sa.Text, nullable=False),
+    sa.Column("detector_sha256", sa.Text, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("n_frames", sa.Integer, nullable=False),
+    sa.Column("subsample", sa.Integer, nullable=False),
+    sa.Column("reference_offset", sa.Text),
+    sa.Column("candidate_offset", sa.Text, nullable=False),
+    sa.Column("n_real", sa.Integer),
+    sa.Column("n_fake", sa.Integer, nullable=False),
+    sa.Column("n_promised", sa.Integer, nullable=False),
+    sa.Column("covariance", sa.Text, nullable=False),
+    sa.Column("warning", sa.Text),
+    sa.Column("details", JSONB, nullable=False),
+    sa.Column("vidqa_version", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

@@ -26,7 +26,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 import scipy.linalg
@@ -230,6 +230,7 @@ class FrechetDistance(NamedTuple):
     eps_added: float
     max_imag: float
     sqrtm_residual: float
+    sqrt_method: str = "sqrtm"
 
 
 def _sqrtm_checked(product: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -263,9 +264,16 @@ def frechet_distance_with_info(
     ``sqrtm`` is ``scipy.linalg.sqrtm`` (Schur method), as StyleGAN-V and pytorch-fid. Guards
     (REFERENCE 5): if the square root is not finite, its imaginary part exceeds ``imag_atol``
     (absolute, in covariance units, pytorch-fid's 1e-3), or its relative residual exceeds
-    ``residual_tol`` (a near-singular product), it is recomputed for ``(S1 + eps I)(S2 + eps I)``
-    as pytorch-fid does; if that is still bad a ``ValueError`` says why. The imaginary part
-    left (at most ``imag_atol``) is dropped.
+    ``residual_tol`` (a near-singular product), then:
+
+    * for symmetric positive semi-definite covariances (every real covariance; singular when
+      there are fewer samples than dimensions) the trace is taken exactly from the symmetric
+      form ``Tr sqrtm(S1 S2) = sum_i sqrt(eig_i(S1^1/2 S2 S1^1/2))`` (``sqrt_method='eigh'``),
+      which needs no eps and stays accurate where the Schur root does not;
+    * otherwise it is recomputed for ``(S1 + eps I)(S2 + eps I)`` as pytorch-fid does
+      (``eps_added``); if that is still bad a ``ValueError`` says why.
+
+    The imaginary part left (at most ``imag_atol``) is dropped.
     """
     mu1 = _as_float64(mu1, "mu1", ndim=1)
     mu2 = _as_float64(mu2, "mu2", ndim=1)
@@ -285,8 +293,12 @@ def frechet_distance_with_info(
         return max_imag <= imag_atol and residual <= residual_tol
 
     eps_added = 0.0
+    method = "sqrtm"
     root, max_imag, residual = _sqrtm_checked(sigma1 @ sigma2)
-    if not acceptable(max_imag, residual):
+    trace_root: Optional[float] = None
+    if not acceptable(max_imag, residual) and _is_psd(sigma1) and _is_psd(sigma2):
+        trace_root, method = _trace_sqrt_psd_product(sigma1, sigma2), "eigh"
+    elif not acceptable(max_imag, residual):
         offset = np.eye(d) * eps
         retry = _sqrtm_checked((sigma1 + offset) @ (sigma2 + offset))
         if not acceptable(retry[1], retry[2]):
@@ -298,12 +310,33 @@ def frechet_distance_with_info(
         root, max_imag, residual = retry
         eps_added = eps
 
+    if trace_root is None:
+        trace_root = float(np.trace(root).real)
     mean_term = float(np.square(mu1 - mu2).sum())
-    trace_term = float(np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(root).real)
+    trace_term = float(np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root)
     value = mean_term + trace_term
     if not math.isfinite(value):
         raise ValueError("Frechet distance is not finite")
-    return FrechetDistance(value, mean_term, trace_term, eps_added, max_imag, residual)
+    return FrechetDistance(value, mean_term, trace_term, eps_added, max_imag, residual, method)
+
+
+def _is_psd(sigma: np.ndarray, rtol: float = 1e-9) -> bool:
+    """Symmetric, with no eigenvalue below ``-rtol * max |eigenvalue|`` (rounding)."""
+    scale = float(np.abs(sigma).max()) or 1.0
+    if not np.allclose(sigma, sigma.T, rtol=0, atol=rtol * scale):
+        return False
+    w = np.linalg.eigvalsh((sigma + sigma.T) / 2)
+    return bool(w.min() >= -rtol * max(abs(w).max(), 1e-300) * 1e3)
+
+
+def _trace_sqrt_psd_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """``Tr sqrtm(S1 S2)`` for PSD ``S1``, ``S2``: ``S1 S2`` is similar to the PSD matrix
+    ``S1^1/2 S2 S1^1/2``, so its root's trace is the sum of the square roots of that matrix's
+    (real, non-negative) eigenvalues."""
+    w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    half = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    inner = np.linalg.eigvalsh((half @ sigma2 @ half + (half @ sigma2 @ half).T) / 2)
+    return float(np.sqrt(np.clip(inner, 0.0, None)).sum())
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> float:
@@ -709,7 +742,7 @@ def sample_count_warning(metric_name: str | MetricName, n_real: int | None, n_fa
     return (
         f"{metric.name} promises {metric.n_samples} samples per set but only "
         f"{' and '.join(short)} are available; the value is not comparable with published "
-        f"{metric.name} numbers (Frechet and kernel estimates are biased by sample count)"
+        f"{metric.name} numbers (set-level estimates depend on the sample count)"
     )
 
 

@@ -1,0 +1,30 @@
+"""Set-level metrics (FVD, KVD, ISV, PRV, FID, KID, IS, PR) of a candidate set, stored in
+``metric_values``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from flows.set_params import DistributionMetricsParams
+from tasks.set_metrics import compute_set_metric
+
+ARTIFACT_COLUMNS = ("id", "metric", "quantity", "value", "run_std", "split_std", "ci_low", "ci_high",
+                    "n_real", "n_fake", "warning")
+
+
+@flow(name="distribution-metrics")
+def distribution_metrics(params: DistributionMetricsParams) -> list[dict[str, Any]]:
+    """Compute every metric of ``params`` for the candidate set against the reference."""
+    rows: list[dict[str, Any]] = []
+    for metric in params.metrics:
+        rows.extend(compute_set_metric(metric, params.candidate_set(), params.reference, params.options(),
+                                       params.aws_credentials_block))
+    create_table_artifact(
+        table=[{k: r.get(k) for k in ARTIFACT_COLUMNS} for r in rows] or [{"metric": "(none)"}],
+        key="vidqa-distribution-metrics",
+        description=f"Candidate {params.candidate or params.where!r} against reference {params.reference!r}",
+    )
+    return rows

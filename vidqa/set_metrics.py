@@ -1,0 +1,488 @@
+"""Reference statistics and set-level metrics, end to end: name a video set, extract (or
+reuse) its detector features, compute FVD/KVD/ISV/PRV/FID/KID/IS/PR, store the values.
+
+* A **video set** (:class:`SetSource`) is a listing source (folder, glob, ``s3://`` prefix,
+  manifest) or a SQL selection of already-scored clips or videos (``--where`` over
+  ``clip_scores_wide`` / ``video_scores_wide``).
+* **Feature sets** are cached by content: the key is the SHA-256 of the members' content ids
+  and spans plus every setting that changes the features (detector file hash, output, clip
+  length, subsample, offset rule, resize, sample count, seed, sampling-rule version). An
+  edited video changes the key (recomputed); an unchanged set is never recomputed.
+* **Runs**: run ``r`` of ``num_runs`` samples both sets with seed ``seed + r`` (new clip
+  offsets and subsets; KID subsets too); the stored value is the mean over runs, with the std.
+* Every stored value records what makes it comparable (detector and its hash, resize, frames,
+  subsample, sample counts, covariance convention, unit) and a warning when fewer samples
+  were available than the metric's name promises.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
+
+from vidqa import __version__
+from vidqa import feature_store
+from vidqa.db import tables as t
+from vidqa.errors import VideoError
+from vidqa.metrics import distribution as dist
+from vidqa.models.detectors import Detector, load_detector
+from vidqa.set_features import (
+    COVARIANCE_CONVENTION, RESIZE_METHOD, FeatureSpec, SetMember, content_digest, extract_features,
+)
+from vidqa.set_sampling import Offset
+from vidqa.storage import Storage, VideoRef
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEIGHT, DEFAULT_WIDTH = 240, 320  # data-juicer's calc_metrics defaults
+KID_NUM_SUBSETS, KID_MAX_SUBSET = 100, 1000  # StyleGAN2-ADA / StyleGAN-V
+IS_NUM_SPLITS = 10
+ISV_SHUFFLE_SEED = 42  # StyleGAN-V shuffles C3D probabilities with RandomState(42) before splitting
+
+UNITS = {
+    "fd": "squared distance in detector feature space",
+    "kd": "raw MMD^2 (StyleGAN-V / data-juicer scale; StyleGAN2-ADA papers print x1000)",
+    "is": "inception score, exp(mean KL), between 1 and the number of classes",
+    "precision": "fraction of candidate samples inside the reference manifold",
+    "recall": "fraction of reference samples inside the candidate manifold",
+}
+
+
+class SetMetricError(ValueError):
+    """A set-level metric cannot be computed as asked (no usable samples, unknown reference)."""
+
+
+# --------------------------------------------------------------------------- video sets
+
+
+@dataclass(frozen=True)
+class SetSource:
+    """A listing ``source`` or a SQL selection ``where`` over the ``level`` wide view."""
+
+    source: Optional[str] = None
+    where: Optional[str] = None
+    level: Literal["clip", "video"] = "clip"
+    video_key: str = "video_path"
+
+    def __post_init__(self) -> None:
+        if (self.source is None) == (self.where is None):
+            raise ValueError("a video set is either a source (folder, s3:// URI, manifest) or a SQL --where, not both")
+
+    @property
+    def label(self) -> str:
+        return self.source if self.source is not None else f"sql:{self.level}: {self.where}"
+
+
+@dataclass
+class ResolvedSet:
+    label: str
+    members: list[SetMember]
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return content_digest(self.members)
+
+
+def _identify(engine: Engine, storage: Storage, ref: VideoRef) -> tuple[VideoRef, str]:
+    from vidqa.pipeline import _identify as identify
+
+    return identify(engine, storage, ref)
+
+
+def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int = 4) -> ResolvedSet:
+    """The members of a video set, each with the content id of its bytes now."""
+    failures: list[dict[str, str]] = []
+    if src.source is not None:
+        items = [(ref, 0, None, None) for ref in storage.list_videos(src.source, src.video_key)]
+    else:
+        from vidqa.export import select_rows
+        from vidqa.storage.local import local_ref
+
+        rows = select_rows(engine, src.where, src.level)
+        items = []
+        for row in rows:
+            ref = VideoRef(uri=row["uri"]) if "://" in row["uri"] else local_ref(row["uri"])
+            if src.level == "clip":
+                items.append((ref, int(row["start_frame"]), int(row["end_frame"]), row["content_id"]))
+            else:
+                items.append((ref, 0, None, row["content_id"]))
+
+    def identify(item):
+        ref, start, end, scored_id = item
+        try:
+            ref, cid = _identify(engine, storage, ref)
+        except VideoError as exc:
+            return None, {"uri": ref.uri, "stage": exc.stage, "reason": exc.reason}
+        if scored_id is not None and cid != scored_id:
+            return None, {"uri": ref.uri, "stage": "read",
+                          "reason": "the file changed since it was scored; its clip spans no longer apply"}
+        return SetMember(ref.uri, cid, start, end, ref.to_dict()), None
+
+    members = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for member, failure in pool.map(identify, items):
+            if member is not None:
+                members.append(member)
+            else:
+                failures.append(failure)
+    return ResolvedSet(src.label, members, failures)
+
+
+# --------------------------------------------------------------------------- feature sets
+
+
+@dataclass
+class FeatureSet:
+    """A stored feature set (its ``feature_sets`` row) and whether it was reused."""
+
+    row: dict[str, Any]
+    reused: bool
+    _data: Optional[feature_store.StoredFeatures] = None
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.row["n_items"])
+
+    def data(self) -> feature_store.StoredFeatures:
+        if self._data is None:
+            self._data = feature_store.read(self.row["features_uri"], self.row["features_sha256"])
+        return self._data
+
+
+def feature_spec(metric: dist.MetricName, detector: Detector, *, height: int, width: int, seed: int,
+                 offset: Offset) -> FeatureSpec:
+    """The features ``metric`` needs (IS/ISV read probabilities; the others features)."""
+    if height < 8 or width < 8:
+        raise ValueError("height and width must be at least 8 pixels")
+    return FeatureSpec(
+        detector=detector.name, detector_sha256=detector.sha256,
+        output="probs" if metric.family == "inception_score" else "features",
+        unit="clip" if metric.is_video else "frame",
+        n_frames=metric.n_frames, subsample=metric.subsample,
+        offset=offset if metric.is_video else "start",
+        height=int(height), width=int(width), max_items=metric.n_samples, seed=int(seed),
+    )
+
+
+def _row(conn, set_key: str) -> Optional[dict[str, Any]]:
+    row = conn.execute(sa.select(t.feature_sets).where(t.feature_sets.c.set_key == set_key)).mappings().first()
+    return dict(row) if row else None
+
+
+def ensure_feature_set(
+    engine: Engine,
+    storage: Storage,
+    resolved: ResolvedSet,
+    spec: FeatureSpec,
+    detector: Detector,
+    *,
+    refresh: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> FeatureSet:
+    """The feature set of ``resolved`` under ``spec``: reused when stored (row and file), else
+    extracted, written to feature storage and recorded."""
+    set_key = spec.set_key(resolved.digest)
+    with engine.connect() as conn:
+        row = _row(conn, set_key)
+    if row and not refresh and feature_store.exists(row["features_uri"]):
+        return FeatureSet(row, reused=True)
+    if not resolved.members:
+        raise SetMetricError(f"{resolved.label}: no readable videos" + _first_reason(resolved.failures))
+    extraction = extract_features(resolved.members, spec, detector, storage, progress)
+    failures = resolved.failures + extraction.failures
+    stats = extraction.stats
+    if stats.num_items == 0:
+        raise SetMetricError(
+            f"{resolved.label}: no usable {spec.unit}s for {detector.name} "
+            f"({extraction.n_short} videos shorter than {spec.n_frames * spec.subsample} frames, "
+            f"{len(failures)} failed)" + _first_reason(failures)
+        )
+    mean = stats.mean()
+    cov = stats.cov(0) if stats.num_items else np.zeros((0, 0))
+    blob = feature_store.encode(stats.features(), mean, cov, extraction.sample_uris, extraction.sample_frames)
+    uri = feature_store.location_for(set_key)
+    sha = feature_store.write(uri, blob)
+    values = dict(
+        set_key=set_key, content_digest=resolved.digest, source=resolved.label,
+        detector=detector.name, detector_file=detector.spec.filename, detector_sha256=detector.sha256,
+        output=spec.output, unit=spec.unit, n_frames=spec.n_frames, subsample=spec.subsample,
+        clip_offset=spec.offset, height=spec.height, width=spec.width, max_items=spec.max_items,
+        seed=spec.seed, sampling_rules=spec.rules, resize=RESIZE_METHOD, covariance=COVARIANCE_CONVENTION,
+        n_members=len(resolved.members) + len(resolved.failures), n_items=stats.num_items,
+        n_short=extraction.n_short, n_failed=len(failures), failures=failures[:1000],
+        feature_dim=stats.num_features, mean=[float(v) for v in mean], cov_trace=float(np.trace(cov)),
+        features_uri=uri, features_sha256=sha, features_bytes=len(blob), seconds=extraction.seconds,
+        vidqa_version=__version__,
+    )
+    with engine.begin() as conn:
+        stmt = pg_insert(t.feature_sets).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["set_key"], set_={k: stmt.excluded[k] for k in values if k != "set_key"}
+        )
+        conn.execute(stmt)
+        row = _row(conn, set_key)
+    return FeatureSet(row, reused=False)
+
+
+def _first_reason(failures: list[dict[str, str]]) -> str:
+    return f"; first failure: {failures[0]['uri']}: {failures[0]['reason']}" if failures else ""
+
+
+# --------------------------------------------------------------------------- references
+
+
+def register_reference(engine: Engine, name: str, source: str, video_key: str = "video_path") -> None:
+    with engine.begin() as conn:
+        stmt = pg_insert(t.reference_sets).values(name=name, source=source, video_key=video_key)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=["name"], set_={"source": source, "video_key": video_key, "updated_at": sa.func.now()}
+        ))
+
+
+def reference_source(engine: Engine, reference: str) -> tuple[Optional[str], SetSource]:
+    """``(name, set)`` of a reference given by registered name, or by a source itself."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t.reference_sets).where(t.reference_sets.c.name == reference)).mappings().first()
+    if row:
+        return row["name"], SetSource(source=row["source"], video_key=row["video_key"])
+    if "://" in reference or "/" in reference or reference.endswith((".jsonl", ".csv")):
+        return None, SetSource(source=reference)
+    raise SetMetricError(
+        f"no reference named {reference!r}; build it first: vidqa reference build {reference} SOURCE --metric ..."
+    )
+
+
+@dataclass
+class BuildOptions:
+    height: int = DEFAULT_HEIGHT
+    width: int = DEFAULT_WIDTH
+    seed: int = 0
+    num_runs: int = 1
+    detector_path: Optional[str] = None
+    refresh: bool = False
+
+
+def build_reference(
+    engine: Engine, name: str, source: str, metrics: list[str], options: BuildOptions = BuildOptions(),
+    *, storage: Optional[Storage] = None, video_key: str = "video_path",
+    progress: Optional[Callable[[str, int, int], None]] = None,
+) -> list[dict[str, Any]]:
+    """Register ``name`` -> ``source`` and build its reference features for ``metrics`` (one
+    feature set per distinct spec and run seed); returns a summary row per feature set."""
+    parsed = [dist.parse_metric_name(m) for m in metrics]
+    no_reference = [m.name for m in parsed if not m.needs_real]
+    if no_reference and len(no_reference) == len(parsed):
+        raise SetMetricError(f"{', '.join(no_reference)} compare no reference (IS/ISV score the candidate alone)")
+    storage = storage or Storage()
+    register_reference(engine, name, source, video_key)
+    resolved = resolve_set(engine, storage, SetSource(source=source, video_key=video_key))
+    out, seen = [], set()
+    for metric in parsed:
+        if not metric.needs_real:
+            continue
+        detector = load_detector(metric.detector, options.detector_path)
+        for r in range(options.num_runs):
+            spec = feature_spec(metric, detector, height=options.height, width=options.width,
+                                seed=options.seed + r, offset="random")
+            if spec in seen:
+                continue
+            seen.add(spec)
+            report = (lambda done, total, m=metric.name: progress(m, done, total)) if progress else None
+            fs = ensure_feature_set(engine, storage, resolved, spec, detector, refresh=options.refresh, progress=report)
+            out.append({"metric": metric.name, "seed": spec.seed, "feature_set": fs.id, "reused": fs.reused,
+                        "n_items": fs.n_items, "n_short": fs.row["n_short"], "n_failed": fs.row["n_failed"],
+                        "features_uri": fs.row["features_uri"], "content_digest": fs.row["content_digest"]})
+    return out
+
+
+# --------------------------------------------------------------------------- metric values
+
+
+@dataclass
+class MetricOptions(BuildOptions):
+    candidate_offset: Offset = "start"
+    bootstrap: int = 0
+    alpha: float = 0.05
+
+
+def _evaluate(metric: dist.MetricName, real: Optional[feature_store.StoredFeatures],
+              fake: feature_store.StoredFeatures, seed: int) -> dict[str, tuple[float, Optional[float], dict]]:
+    """``{quantity: (value, split_std, details)}`` for one run."""
+    if metric.family == "frechet":
+        info = dist.frechet_distance_with_info(real.mean, real.cov, fake.mean, fake.cov)
+        return {"fd": (info.value, None, info._asdict())}
+    if metric.family == "kernel":
+        kd = dist.kernel_inception_distance(real.features, fake.features, KID_NUM_SUBSETS, KID_MAX_SUBSET, seed)
+        return {"kd": (kd.mean, kd.std, {"subset_size": kd.subset_size, "num_subsets": kd.num_subsets})}
+    if metric.family == "inception_score":
+        if len(fake.features) < IS_NUM_SPLITS:
+            raise SetMetricError(f"{metric.name} splits its samples into {IS_NUM_SPLITS} parts and needs at least "
+                                 f"{IS_NUM_SPLITS}; only {len(fake.features)} were usable")
+        score = dist.inception_score(_shuffled(fake.features), IS_NUM_SPLITS)
+        return {"is": (score.mean, score.std, {"splits": len(score.split_scores)})}
+    pr = dist.precision_recall(real.features, fake.features, nhood_size=metric.nhood)
+    return {"precision": (pr.precision, None, {}), "recall": (pr.recall, None, {})}
+
+
+def _shuffled(probs: np.ndarray) -> np.ndarray:
+    """Rows in StyleGAN-V's ISV order (RandomState(42) shuffle), so that IS splits mix videos."""
+    probs = np.array(probs, dtype=np.float64)
+    np.random.RandomState(ISV_SHUFFLE_SEED).shuffle(probs)
+    return probs
+
+
+def _bootstrap_fn(metric: dist.MetricName, quantity: str, seed: int):
+    if metric.family == "frechet":
+        return lambda r, f: dist.frechet_distance_from_features(r, f)
+    if metric.family == "kernel":
+        return lambda r, f: dist.kernel_inception_distance(r, f, KID_NUM_SUBSETS, KID_MAX_SUBSET, seed).mean
+    if metric.family == "inception_score":
+        return lambda f: dist.inception_score(_shuffled(f), IS_NUM_SPLITS).mean
+    return lambda r, f: getattr(dist.precision_recall(r, f, nhood_size=metric.nhood), quantity)
+
+
+def compute_metric(
+    engine: Engine,
+    metric_name: str,
+    candidate: SetSource,
+    reference: Optional[str] = None,
+    options: MetricOptions = MetricOptions(),
+    *,
+    storage: Optional[Storage] = None,
+    progress: Optional[Callable[[str, int, int], None]] = None,
+) -> list[dict[str, Any]]:
+    """Compute ``metric_name`` for ``candidate`` against ``reference`` (a registered name or a
+    source), store one ``metric_values`` row per quantity and return them."""
+    metric = dist.parse_metric_name(metric_name)
+    if options.num_runs < 1:
+        raise ValueError("num_runs must be >= 1")
+    if metric.needs_real and reference is None:
+        raise SetMetricError(f"{metric.name} compares against a reference: pass --reference NAME")
+    storage = storage or Storage()
+    detector = load_detector(metric.detector, options.detector_path)
+    cand = resolve_set(engine, storage, candidate)
+    ref_name, ref_src, ref = None, None, None
+    if metric.needs_real:
+        ref_name, ref_src = reference_source(engine, reference)
+        ref = resolve_set(engine, storage, ref_src)
+
+    def report(which: str):
+        return (lambda done, total: progress(f"{metric.name} {which}", done, total)) if progress else None
+
+    runs: dict[str, list[float]] = {}
+    split_stds: dict[str, list[float]] = {}
+    run_details: list[dict[str, Any]] = []
+    real_sets, fake_sets = [], []
+    for r in range(options.num_runs):
+        seed = options.seed + r
+        fake_spec = feature_spec(metric, detector, height=options.height, width=options.width,
+                                 seed=seed, offset=options.candidate_offset)
+        fake = ensure_feature_set(engine, storage, cand, fake_spec, detector, refresh=options.refresh,
+                                  progress=report("candidate"))
+        fake_sets.append(fake)
+        real = None
+        if ref is not None:
+            real_spec = feature_spec(metric, detector, height=options.height, width=options.width,
+                                     seed=seed, offset="random")
+            real = ensure_feature_set(engine, storage, ref, real_spec, detector, progress=report("reference"))
+            real_sets.append(real)
+        values = _evaluate(metric, real.data() if real else None, fake.data(), seed)
+        for quantity, (value, split_std, details) in values.items():
+            runs.setdefault(quantity, []).append(float(value))
+            if split_std is not None:
+                split_stds.setdefault(quantity, []).append(float(split_std))
+            run_details.append({"run": r, "seed": seed, "quantity": quantity, **_jsonable(details)})
+
+    n_real = real_sets[0].n_items if real_sets else None
+    n_fake = fake_sets[0].n_items
+    warnings = [w for w in (dist.sample_count_warning(metric, n_real, n_fake),) if w]
+    for which, sets in (("candidate", fake_sets), ("reference", real_sets)):
+        if sets and (sets[0].row["n_short"] or sets[0].row["n_failed"]):
+            warnings.append(f"{which}: {sets[0].row['n_short']} videos skipped as shorter than a clip, "
+                            f"{sets[0].row['n_failed']} failed")
+    cis: dict[str, dist.BootstrapInterval] = {}
+    if options.bootstrap:
+        for quantity in runs:
+            fn = _bootstrap_fn(metric, quantity, options.seed)
+            sets = ([real_sets[0].data().features] if real_sets else []) + [fake_sets[0].data().features]
+            cis[quantity] = dist.bootstrap_ci(fn, *sets, n_boot=options.bootstrap, alpha=options.alpha,
+                                              seed=options.seed)
+    rows = []
+    for quantity, values in runs.items():
+        ci = cis.get(quantity)
+        rows.append(dict(
+            metric=metric.name, quantity=quantity, value=float(np.mean(values)), unit=UNITS[quantity],
+            run_std=float(np.std(values)) if len(values) > 1 else None,
+            split_std=float(np.mean(split_stds[quantity])) if quantity in split_stds else None,
+            ci_low=ci.low if ci else None, ci_high=ci.high if ci else None,
+            ci_level=(1 - options.alpha) if ci else None, n_boot=options.bootstrap or None,
+            num_runs=options.num_runs, run_values=values, seed=options.seed,
+            reference_name=ref_name, reference_source=ref.label if ref else None,
+            candidate_source=cand.label,
+            reference_set_ids=[s.id for s in real_sets], candidate_set_ids=[s.id for s in fake_sets],
+            detector=detector.name, detector_sha256=detector.sha256,
+            height=options.height, width=options.width, n_frames=metric.n_frames, subsample=metric.subsample,
+            reference_offset="random" if ref else None,
+            candidate_offset=options.candidate_offset if metric.is_video else "start",
+            n_real=n_real, n_fake=n_fake, n_promised=metric.n_samples, covariance=COVARIANCE_CONVENTION,
+            warning="; ".join(warnings) or None,
+            details={"runs": [d for d in run_details if d["quantity"] == quantity],
+                     "detector_file": detector.spec.filename, "resize": RESIZE_METHOD,
+                     "reused_feature_sets": [s.id for s in real_sets + fake_sets if s.reused],
+                     **({"kid_subsets": KID_NUM_SUBSETS, "kid_max_subset_size": KID_MAX_SUBSET}
+                        if metric.family == "kernel" else {}),
+                     **({"is_splits": IS_NUM_SPLITS, "is_shuffle": f"RandomState({ISV_SHUFFLE_SEED})"}
+                        if metric.family == "inception_score" else {})},
+            vidqa_version=__version__,
+        ))
+    with engine.begin() as conn:
+        ids = conn.execute(sa.insert(t.metric_values).returning(t.metric_values.c.id), rows).scalars().all()
+    for row, id_ in zip(rows, ids):
+        row["id"] = id_
+    if warnings:
+        log.warning("%s: %s", metric.name, "; ".join(warnings))
+    return rows
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in details.items()
+            if isinstance(v, (int, float, str, np.floating, np.integer))}
+
+
+def list_metric_values(engine: Engine, metric: Optional[str] = None, limit: int = 50) -> list[dict[str, Any]]:
+    q = sa.select(t.metric_values).order_by(t.metric_values.c.id.desc()).limit(limit)
+    if metric:
+        q = q.where(t.metric_values.c.metric == metric)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def list_references(engine: Engine) -> list[dict[str, Any]]:
+    q = (
+        sa.select(t.reference_sets.c.name, t.reference_sets.c.source, t.reference_sets.c.updated_at,
+                  sa.func.count(t.feature_sets.c.id).label("feature_sets"))
+        .select_from(t.reference_sets.outerjoin(t.feature_sets, t.feature_sets.c.source == t.reference_sets.c.source))
+        .group_by(t.reference_sets.c.name).order_by(t.reference_sets.c.name)
+    )
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+__all__ = [
+    "BuildOptions", "DEFAULT_HEIGHT", "DEFAULT_WIDTH", "FeatureSet", "MetricOptions", "ResolvedSet",
+    "SetMetricError", "SetSource", "UNITS", "build_reference", "compute_metric", "ensure_feature_set",
+    "feature_spec", "list_metric_values", "list_references", "reference_source", "register_reference",
+    "resolve_set",
+]
