@@ -157,8 +157,13 @@ def test_detector_is_called_with_uint8_and_its_published_kwargs(detectors):
     with pytest.raises(TypeError, match="uint8"):
         i3d(clips.astype(np.float32))
     inception = load_detector("inception_v3_2015_12_05")
-    probs = inception(clips[:, 0], "probs")
-    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)  # no_output_bias=True gives probabilities
+    images = clips[:, 0]
+    module = torch.jit.load(str(detectors / "inception-2015-12-05.pt"))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)
+    np.testing.assert_allclose(inception(images, "probs"), module(x, no_output_bias=True).detach().double().numpy(),
+                               atol=1e-7)  # IS: probabilities without the output bias
+    np.testing.assert_allclose(inception(images), module(x, return_features=True).detach().double().numpy(), atol=1e-6)
+    assert not np.allclose(inception(images, "probs"), module(x).detach().double().numpy(), atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- clips from real files
@@ -201,6 +206,20 @@ def test_short_videos_are_skipped_and_clip_features_match_an_independent_decode(
     # 128-frame clips: nothing here is long enough; the error says so.
     with pytest.raises(sm.SetMetricError, match="shorter than 128 frames"):
         sm.build_reference(engine, "mixed", str(d), ["fvd2048_128f_subsample8f"])
+
+
+def test_extraction_stops_at_the_sample_count(detectors, video_sets):
+    from vidqa.set_features import FeatureSpec, extract_features
+    from vidqa.storage.local import sha256_of_file
+
+    members = [sm.SetMember(str(p), sha256_of_file(str(p))) for p in sorted(video_sets["a"].iterdir())]
+    i3d = load_detector("i3d_kinetics400")
+    spec = FeatureSpec(i3d.name, i3d.sha256, "features", "clip", 16, 1, "random", 48, 64, 3, 7)
+    out = extract_features(members, spec, i3d, workers=2)
+    assert out.stats.num_items == 3 and len(set(out.sample_uris)) == 3
+    assert out.n_considered == 3  # stopped there: the other seven were not used
+    again = extract_features(members, spec, i3d, workers=1)
+    assert again.sample_uris == out.sample_uris and np.array_equal(again.stats.features(), out.stats.features())
 
 
 def test_bad_videos_are_recorded_and_the_set_goes_on(tmp_path, migrated_db, detectors, bad_inputs, video_sets):
@@ -250,6 +269,7 @@ def test_reference_cache_is_keyed_by_content(tmp_path, migrated_db, detectors, v
     assert seeded["reused"] is False and seeded["feature_set"] != edited["feature_set"]
     # KVD and PRV need the very same I3D features as FVD: no extraction for them.
     shared = sm.build_reference(engine, "ref", str(d), ["kvd2048_16f", "prv2048_3n_16f"])
+    assert [s["metric"] for s in shared] == ["kvd2048_16f", "prv2048_3n_16f"]
     assert all(s["reused"] and s["feature_set"] == edited["feature_set"] for s in shared)
 
     # A metric against "ref" uses the statistics of the current content.
@@ -430,6 +450,13 @@ def test_cli_reference_metrics_and_sql_selected_candidates(tmp_path, migrated_db
     assert direct[0]["candidate_set_ids"] == selected[0]["candidate_set_ids"]
     assert direct[0]["value"] == pytest.approx(selected[0]["value"])
 
+    # One metric that cannot be computed (no 128-frame videos) does not stop the others.
+    partial = vidqa_cli("metrics", "compute", str(subset), "-m", "fvd2048_128f,fid50k", "-r", "real",
+                        "--format", "json", env=env, check=False)
+    assert partial.returncode == 2 and "fvd2048_128f" in partial.stderr and "shorter than 128" in partial.stderr
+    assert [r["metric"] for r in json.loads(partial.stdout)] == ["fid50k"]
+
     listed = json.loads(vidqa_cli("metrics", "list", "--format", "json", env=env).stdout)
-    assert [r["id"] for r in listed] == [direct[0]["id"], selected[0]["id"]]
-    assert listed[0]["detector_sha256"] == load_detector("i3d_kinetics400", detectors_dir).sha256
+    assert [r["id"] for r in listed][1:] == [direct[0]["id"], selected[0]["id"]]
+    assert listed[0]["detector_sha256"] == load_detector("inception_v3_2015_12_05", detectors_dir).sha256
+    assert listed[1]["detector_sha256"] == load_detector("i3d_kinetics400", detectors_dir).sha256

@@ -139,10 +139,16 @@ def metrics_compute(
     _prepare(verbose)
     from flows.distribution_metrics import distribution_metrics
 
-    rows = _run_flow(distribution_metrics, params)
-    _emit(rows, output, VALUE_COLUMNS)
+    result = _run_flow(distribution_metrics, params)
+    rows = result["values"]
+    if rows:
+        _emit(rows, output, VALUE_COLUMNS)
     for warning in dict.fromkeys(r["warning"] for r in rows if r["warning"]):
         err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+    for error in result["errors"]:
+        err_console.print(f"[red]error:[/red] {error['metric']}: {escape(error['error'])}", soft_wrap=True)
+    if result["errors"]:
+        raise typer.Exit(2)
 
 
 @metrics_app.command("list")

@@ -41,8 +41,13 @@ def feature_root() -> str:
     return root.rstrip("/") if root else str(get_settings().home / "features")
 
 
-def location_for(set_key: str, root: Optional[str] = None) -> str:
-    return f"{(root or feature_root()).rstrip('/')}/{set_key[:2]}/{set_key}.npz"
+def digest(blob: bytes) -> str:
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def location_for(set_key: str, blob_digest: str, root: Optional[str] = None) -> str:
+    """``<root>/<key[:2]>/<key>-<checksum prefix>.npz``."""
+    return f"{(root or feature_root()).rstrip('/')}/{set_key[:2]}/{set_key}-{blob_digest.removeprefix('sha256:')[:16]}.npz"
 
 
 def _s3():
@@ -74,7 +79,7 @@ def write(uri: str, blob: bytes) -> str:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.write_bytes(blob)
         os.replace(tmp, path)
-    return "sha256:" + hashlib.sha256(blob).hexdigest()
+    return digest(blob)
 
 
 def exists(uri: str) -> bool:
@@ -99,7 +104,7 @@ def read(uri: str, sha256: Optional[str] = None) -> StoredFeatures:
             blob = Path(uri).read_bytes()
     except (OSError, FileNotFoundError) as exc:
         raise FeatureFileError(f"cannot read stored features {uri}: {exc}") from None
-    if sha256 and "sha256:" + hashlib.sha256(blob).hexdigest() != sha256:
+    if sha256 and digest(blob) != sha256:
         raise FeatureFileError(f"stored features {uri} do not match their recorded checksum {sha256}")
     with np.load(io.BytesIO(blob), allow_pickle=False) as data:
         return StoredFeatures(
@@ -108,4 +113,4 @@ def read(uri: str, sha256: Optional[str] = None) -> StoredFeatures:
         )
 
 
-__all__ = ["FeatureFileError", "StoredFeatures", "encode", "exists", "feature_root", "location_for", "read", "write"]
+__all__ = ["FeatureFileError", "StoredFeatures", "digest", "encode", "exists", "feature_root", "location_for", "read", "write"]

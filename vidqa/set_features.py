@@ -30,6 +30,8 @@ from vidqa.storage import Storage, VideoRef
 
 Unit = Literal["clip", "frame"]
 COVARIANCE_CONVENTION = "biased (divided by N), float64"
+DECODE_VERSION = 1
+"""Bumped when decoding or resizing changes: part of every feature set's identity."""
 RESIZE_METHOD = "ffmpeg scale to height x width (area when shrinking, bicubic when enlarging), then the detector's own resize"
 
 
@@ -74,7 +76,9 @@ class FeatureSpec:
     width: int
     max_items: int
     seed: int
+    call: str = ""  # the detector's call arguments, as JSON
     rules: int = SAMPLING_RULES_VERSION
+    decode: str = f"{DECODE_VERSION}: {RESIZE_METHOD}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +113,10 @@ def _load(storage: Storage, member: SetMember, fn: Callable[[str, VideoProbe], A
         raise
     except OSError as exc:
         raise VideoError(f"cannot read: {exc}", stage="read", transient=True) from None
+
+
+def _failure(member: SetMember, exc: VideoError) -> dict[str, Any]:
+    return {"uri": member.uri, "stage": exc.stage, "reason": exc.reason, "transient": bool(exc.transient)}
 
 
 def _span(member: SetMember, probe: VideoProbe) -> tuple[int, int]:
@@ -183,7 +191,7 @@ def _clips(members, spec, detector, storage, progress, workers) -> Extraction:
             try:
                 status, value = fut.result()
             except VideoError as exc:
-                out.failures.append({"uri": member.uri, "stage": exc.stage, "reason": exc.reason})
+                out.failures.append(_failure(member, exc))
                 continue
             if status == "short":
                 out.n_short += 1
@@ -195,6 +203,9 @@ def _clips(members, spec, detector, storage, progress, workers) -> Extraction:
             taken += 1
             if progress:
                 progress(taken, min(spec.max_items, len(members)))
+            if taken >= spec.max_items:
+                pool.shutdown(wait=True, cancel_futures=True)  # enough clips: drop queued decodes
+                break
     batcher.flush()
     out.detector_calls = batcher.calls
     return out
@@ -216,11 +227,13 @@ def _frames(members, spec, detector, storage, progress, workers) -> Extraction:
             try:
                 counts.append(fut.result())
             except VideoError as exc:
-                out.failures.append({"uri": member.uri, "stage": exc.stage, "reason": exc.reason})
+                out.failures.append(_failure(member, exc))
                 counts.append(0)
     out.n_considered = len(members)
     picks = choose_frames(counts, spec.max_items, spec.seed)
-    wanted = [(m, p) for m, p in zip(members, picks) if p.size]
+    # At most a detector batch of frames per decode call: a long video's picks are never all in memory.
+    step = detector.batch_frames
+    wanted = [(m, p[i:i + step]) for m, p in zip(members, picks) for i in range(0, p.size, step)]
     total = sum(p.size for _, p in wanted)
 
     def load(item):
@@ -237,7 +250,7 @@ def _frames(members, spec, detector, storage, progress, workers) -> Extraction:
             try:
                 frames = fut.result()
             except VideoError as exc:
-                out.failures.append({"uri": member.uri, "stage": exc.stage, "reason": exc.reason})
+                out.failures.append(_failure(member, exc))
                 continue
             if frames.missing_indices:
                 out.failures.append({"uri": member.uri, "stage": "decode",

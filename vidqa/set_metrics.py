@@ -17,6 +17,7 @@ reuse) its detector features, compute FVD/KVD/ISV/PRV/FID/KID/IS/PR, store the v
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,6 +60,11 @@ class SetMetricError(ValueError):
     """A set-level metric cannot be computed as asked (no usable samples, unknown reference)."""
 
 
+class TransientSetError(OSError):
+    """Some videos of a set could not be read for now (storage trouble): nothing is stored,
+    so a retry or a rerun extracts the complete set."""
+
+
 # --------------------------------------------------------------------------- video sets
 
 
@@ -91,10 +97,21 @@ class ResolvedSet:
         return content_digest(self.members)
 
 
+_KNOWN_IDS: dict[tuple[str, Optional[int], Optional[float]], str] = {}
+
+
 def _identify(engine: Engine, storage: Storage, ref: VideoRef) -> tuple[VideoRef, str]:
+    """The ref and its content id; a local file seen in this process with the same size and
+    mtime is not hashed again (one flow computes several metrics over the same sets)."""
     from vidqa.pipeline import _identify as identify
 
-    return identify(engine, storage, ref)
+    key = (ref.uri, ref.size, ref.mtime)
+    if not ref.is_remote and ref.size is not None and key in _KNOWN_IDS:
+        return ref, _KNOWN_IDS[key]
+    ref, cid = identify(engine, storage, ref)
+    if not ref.is_remote:
+        _KNOWN_IDS[(ref.uri, ref.size, ref.mtime)] = cid
+    return ref, cid
 
 
 def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int = 4) -> ResolvedSet:
@@ -120,20 +137,21 @@ def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int =
         try:
             ref, cid = _identify(engine, storage, ref)
         except VideoError as exc:
-            return None, {"uri": ref.uri, "stage": exc.stage, "reason": exc.reason}
+            return None, {"uri": ref.uri, "stage": exc.stage, "reason": exc.reason, "transient": exc.transient}
         if scored_id is not None and cid != scored_id:
             return None, {"uri": ref.uri, "stage": "read",
                           "reason": "the file changed since it was scored; its clip spans no longer apply"}
         return SetMember(ref.uri, cid, start, end, ref.to_dict()), None
 
-    members = []
+    members: dict[str, SetMember] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for member, failure in pool.map(identify, items):
             if member is not None:
-                members.append(member)
+                # The same bytes and span listed twice (a manifest, overlapping SQL rows) count once.
+                members.setdefault(member.key, member)
             else:
                 failures.append(failure)
-    return ResolvedSet(src.label, members, failures)
+    return ResolvedSet(src.label, list(members.values()), failures)
 
 
 # --------------------------------------------------------------------------- feature sets
@@ -166,13 +184,14 @@ def feature_spec(metric: dist.MetricName, detector: Detector, *, height: int, wi
     """The features ``metric`` needs (IS/ISV read probabilities; the others features)."""
     if height < 8 or width < 8:
         raise ValueError("height and width must be at least 8 pixels")
+    output = "probs" if metric.family == "inception_score" else "features"
     return FeatureSpec(
-        detector=detector.name, detector_sha256=detector.sha256,
-        output="probs" if metric.family == "inception_score" else "features",
+        detector=detector.name, detector_sha256=detector.sha256, output=output,
         unit="clip" if metric.is_video else "frame",
         n_frames=metric.n_frames, subsample=metric.subsample,
         offset=offset if metric.is_video else "start",
         height=int(height), width=int(width), max_items=metric.n_samples, seed=int(seed),
+        call=json.dumps(detector.spec.call_kwargs(output), sort_keys=True),
     )
 
 
@@ -202,6 +221,12 @@ def ensure_feature_set(
         raise SetMetricError(f"{resolved.label}: no readable videos" + _first_reason(resolved.failures))
     extraction = extract_features(resolved.members, spec, detector, storage, progress)
     failures = resolved.failures + extraction.failures
+    transient = [f for f in failures if f.get("transient")]
+    if transient:
+        raise TransientSetError(
+            f"{resolved.label}: {len(transient)} videos could not be read for now; nothing stored, retry "
+            f"to extract the complete set" + _first_reason(transient)
+        )
     stats = extraction.stats
     if stats.num_items == 0:
         raise SetMetricError(
@@ -212,7 +237,9 @@ def ensure_feature_set(
     mean = stats.mean()
     cov = stats.cov(0) if stats.num_items else np.zeros((0, 0))
     blob = feature_store.encode(stats.features(), mean, cov, extraction.sample_uris, extraction.sample_frames)
-    uri = feature_store.location_for(set_key)
+    # The file name carries its checksum: a file at that name is exactly what the row recorded,
+    # even when two builders of the same set race.
+    uri = feature_store.location_for(set_key, feature_store.digest(blob))
     sha = feature_store.write(uri, blob)
     values = dict(
         set_key=set_key, content_digest=resolved.digest, source=resolved.label,
@@ -288,7 +315,7 @@ def build_reference(
     storage = storage or Storage()
     register_reference(engine, name, source, video_key)
     resolved = resolve_set(engine, storage, SetSource(source=source, video_key=video_key))
-    out, seen = [], set()
+    out, built = [], {}
     for metric in parsed:
         if not metric.needs_real:
             continue
@@ -296,11 +323,11 @@ def build_reference(
         for r in range(options.num_runs):
             spec = feature_spec(metric, detector, height=options.height, width=options.width,
                                 seed=options.seed + r, offset="random")
-            if spec in seen:
-                continue
-            seen.add(spec)
-            report = (lambda done, total, m=metric.name: progress(m, done, total)) if progress else None
-            fs = ensure_feature_set(engine, storage, resolved, spec, detector, refresh=options.refresh, progress=report)
+            if spec not in built:  # FVD, KVD and PRV with equal settings share one feature set
+                report = (lambda done, total, m=metric.name: progress(m, done, total)) if progress else None
+                built[spec] = ensure_feature_set(engine, storage, resolved, spec, detector,
+                                                 refresh=options.refresh, progress=report)
+            fs = built[spec]
             out.append({"metric": metric.name, "seed": spec.seed, "feature_set": fs.id, "reused": fs.reused,
                         "n_items": fs.n_items, "n_short": fs.row["n_short"], "n_failed": fs.row["n_failed"],
                         "features_uri": fs.row["features_uri"], "content_digest": fs.row["content_digest"]})
@@ -318,7 +345,7 @@ class MetricOptions(BuildOptions):
 
 
 def _evaluate(metric: dist.MetricName, real: Optional[feature_store.StoredFeatures],
-              fake: feature_store.StoredFeatures, seed: int) -> dict[str, tuple[float, Optional[float], dict]]:
+              fake: feature_store.StoredFeatures, seed: int, device=None) -> dict[str, tuple[float, Optional[float], dict]]:
     """``{quantity: (value, split_std, details)}`` for one run."""
     if metric.family == "frechet":
         info = dist.frechet_distance_with_info(real.mean, real.cov, fake.mean, fake.cov)
@@ -332,7 +359,7 @@ def _evaluate(metric: dist.MetricName, real: Optional[feature_store.StoredFeatur
                                  f"{IS_NUM_SPLITS}; only {len(fake.features)} were usable")
         score = dist.inception_score(_shuffled(fake.features), IS_NUM_SPLITS)
         return {"is": (score.mean, score.std, {"splits": len(score.split_scores)})}
-    pr = dist.precision_recall(real.features, fake.features, nhood_size=metric.nhood)
+    pr = dist.precision_recall(real.features, fake.features, nhood_size=metric.nhood, device=device)
     return {"precision": (pr.precision, None, {}), "recall": (pr.recall, None, {})}
 
 
@@ -398,7 +425,7 @@ def compute_metric(
                                      seed=seed, offset="random")
             real = ensure_feature_set(engine, storage, ref, real_spec, detector, progress=report("reference"))
             real_sets.append(real)
-        values = _evaluate(metric, real.data() if real else None, fake.data(), seed)
+        values = _evaluate(metric, real.data() if real else None, fake.data(), seed, detector.device)
         for quantity, (value, split_std, details) in values.items():
             runs.setdefault(quantity, []).append(float(value))
             if split_std is not None:
@@ -457,8 +484,16 @@ def compute_metric(
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
-    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in details.items()
-            if isinstance(v, (int, float, str, np.floating, np.integer))}
+    """Scalars only; non-finite floats (e.g. a failed sqrtm's residual) become None (JSONB has no inf)."""
+    out: dict[str, Any] = {}
+    for k, v in details.items():
+        if isinstance(v, (float, np.floating)):
+            out[k] = float(v) if np.isfinite(v) else None
+        elif isinstance(v, (int, np.integer)):
+            out[k] = int(v)
+        elif isinstance(v, str):
+            out[k] = v
+    return out
 
 
 def list_metric_values(engine: Engine, metric: Optional[str] = None, limit: int = 50) -> list[dict[str, Any]]:

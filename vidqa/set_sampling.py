@@ -19,7 +19,11 @@ replacement from all frames of all videos (data-juicer took the first N frames).
 
 Randomness is per video: the offset of a video's clip comes from a generator seeded by the
 run seed and the video's content identity, so adding a video to a set does not move the
-clips of the others, and equal content gives equal clips.
+clips of the others, and equal content gives equal clips. This holds across roles too: a
+video present in both the reference and a randomly-offset candidate gets the same clip under
+the same seed (a set compared with itself is exactly 0), so a candidate that overlaps its
+reference looks closer than independent draws would make it; use another ``--seed`` for
+the candidate run, or the default ``start`` offset, when that matters.
 """
 
 from __future__ import annotations
