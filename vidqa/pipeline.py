@@ -71,19 +71,28 @@ class ShardResult:
         return {"outcomes": [asdict(o) for o in self.outcomes]}
 
 
-def _identify(engine: Engine, storage: Storage, ref: VideoRef) -> tuple[VideoRef, str]:
+_KNOWN_IDS: dict[tuple[str, int, float], str] = {}
+
+
+def identify(engine: Engine, storage: Storage, ref: VideoRef) -> tuple[VideoRef, str]:
     """The ref with the store's metadata, and the content id of its bytes.
 
     Raises VideoError when the bytes cannot be reached. A local file whose size and mtime
-    match the ledger is not hashed again; an object's id is its ETag, so identifying it
+    match the ledger, or an earlier identification in this process, is not hashed again (a
+    flow reads the same sets several times); an object's id is its ETag, so identifying it
     never downloads it.
     """
     ref = storage.resolve(ref)
     if not ref.is_remote:
+        key = (ref.uri, ref.size, ref.mtime)
+        if key in _KNOWN_IDS:
+            return ref, _KNOWN_IDS[key]
         with engine.connect() as conn:
             known = repo.known_content_id(conn, ref.uri, ref.size, ref.mtime)
-        if known:
-            return ref, known
+        cid = known or storage.content_id(ref)
+        if ref.size is not None and ref.mtime is not None:
+            _KNOWN_IDS[key] = cid
+        return ref, cid
     return ref, storage.content_id(ref)
 
 
@@ -226,7 +235,7 @@ def _prepare_video(
     clip_spec: ClipSpec, run_id: Optional[uuid.UUID],
 ) -> VideoOutcome:
     try:
-        ref, cid = _identify(engine, storage, ref)
+        ref, cid = identify(engine, storage, ref)
     except VideoError as exc:
         _record_failure(engine, ref, repo.UNREADABLE, exc, run_id)
         return VideoOutcome(ref.uri, "failed", exc.reason, transient=exc.transient)
@@ -273,7 +282,7 @@ def unfinished_videos(
     todo = []
     for ref in refs:
         try:
-            resolved, cid = _identify(engine, storage, ref)
+            resolved, cid = identify(engine, storage, ref)
         except VideoError:
             todo.append(ref)  # unreachable: the scoring run records why (or retries)
             continue

@@ -185,8 +185,6 @@ def _clips(members, spec, detector, storage, progress, workers) -> Extraction:
     taken = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for member, fut in _windowed(pool, load, order, depth=2 * workers):
-            if taken >= spec.max_items:
-                break
             out.n_considered += 1
             try:
                 status, value = fut.result()

@@ -97,25 +97,10 @@ class ResolvedSet:
         return content_digest(self.members)
 
 
-_KNOWN_IDS: dict[tuple[str, Optional[int], Optional[float]], str] = {}
-
-
-def _identify(engine: Engine, storage: Storage, ref: VideoRef) -> tuple[VideoRef, str]:
-    """The ref and its content id; a local file seen in this process with the same size and
-    mtime is not hashed again (one flow computes several metrics over the same sets)."""
-    from vidqa.pipeline import _identify as identify
-
-    key = (ref.uri, ref.size, ref.mtime)
-    if not ref.is_remote and ref.size is not None and key in _KNOWN_IDS:
-        return ref, _KNOWN_IDS[key]
-    ref, cid = identify(engine, storage, ref)
-    if not ref.is_remote:
-        _KNOWN_IDS[(ref.uri, ref.size, ref.mtime)] = cid
-    return ref, cid
-
-
 def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int = 4) -> ResolvedSet:
     """The members of a video set, each with the content id of its bytes now."""
+    from vidqa.pipeline import identify
+
     failures: list[dict[str, str]] = []
     if src.source is not None:
         items = [(ref, 0, None, None) for ref in storage.list_videos(src.source, src.video_key)]
@@ -132,10 +117,10 @@ def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int =
             else:
                 items.append((ref, 0, None, row["content_id"]))
 
-    def identify(item):
+    def member_of(item):
         ref, start, end, scored_id = item
         try:
-            ref, cid = _identify(engine, storage, ref)
+            ref, cid = identify(engine, storage, ref)
         except VideoError as exc:
             return None, {"uri": ref.uri, "stage": exc.stage, "reason": exc.reason, "transient": exc.transient}
         if scored_id is not None and cid != scored_id:
@@ -145,7 +130,7 @@ def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int =
 
     members: dict[str, SetMember] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for member, failure in pool.map(identify, items):
+        for member, failure in pool.map(member_of, items):
             if member is not None:
                 # The same bytes and span listed twice (a manifest, overlapping SQL rows) count once.
                 members.setdefault(member.key, member)
