@@ -10,7 +10,6 @@ real file names with the real call signatures; nothing is downloaded.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,7 +24,7 @@ from detector_fixtures import write_tiny_detectors
 from vidqa import feature_store
 from vidqa import set_metrics as sm
 from vidqa.db import get_engine
-from vidqa.models.detectors import Detector, DetectorMissing, DETECTOR_SPECS, find_detector_file, load_detector
+from vidqa.models.detectors import DetectorMissing, DETECTOR_SPECS, find_detector_file, load_detector
 from vidqa.set_sampling import choose_frames, clip_frame_indices, member_rng, selection_order
 
 

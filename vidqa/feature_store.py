@@ -102,7 +102,7 @@ def read(uri: str, sha256: Optional[str] = None) -> StoredFeatures:
             blob = _s3().cat_file(split_uri(uri))
         else:
             blob = Path(uri).read_bytes()
-    except (OSError, FileNotFoundError) as exc:
+    except OSError as exc:
         raise FeatureFileError(f"cannot read stored features {uri}: {exc}") from None
     if sha256 and digest(blob) != sha256:
         raise FeatureFileError(f"stored features {uri} do not match their recorded checksum {sha256}")

@@ -219,8 +219,7 @@ def ensure_feature_set(
             f"({extraction.n_short} videos shorter than {spec.n_frames * spec.subsample} frames, "
             f"{len(failures)} failed)" + _first_reason(failures)
         )
-    mean = stats.mean()
-    cov = stats.cov(0) if stats.num_items else np.zeros((0, 0))
+    mean, cov = stats.mean_cov(0)
     blob = feature_store.encode(stats.features(), mean, cov, extraction.sample_uris, extraction.sample_frames)
     # The file name carries its checksum: a file at that name is exactly what the row recorded,
     # even when two builders of the same set race.
