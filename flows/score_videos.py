@@ -15,10 +15,12 @@ from pydantic import BaseModel, Field
 from tasks.reporting import publish_report
 from tasks.scoring import GPU_TAG, close_run, list_videos, open_run, prepare_scorers, result_storage, score_shard
 from vidqa.clips import ClipSpec
-from vidqa.scorers import SCORERS, AestheticConfig, EMScoreConfig, TechnicalConfig, TextVideoConfig, VideoAudioConfig
+from vidqa.scorers import (
+    SCORERS, AestheticConfig, EMScoreConfig, TechnicalConfig, TextVideoConfig, VideoAudioConfig, VideoScoreConfig,
+)
 from vidqa.summary import RunSummary
 
-ScorerName = Literal["technical", "emscore", "text_video", "video_audio", "aesthetic"]
+ScorerName = Literal["technical", "emscore", "text_video", "video_audio", "aesthetic", "videoscore"]
 
 
 class ScoreVideosParams(BaseModel):
@@ -53,6 +55,10 @@ class ScoreVideosParams(BaseModel):
     )
     aesthetic: AestheticConfig = Field(
         default_factory=AestheticConfig, title="Aesthetic", description="LAION aesthetic score (CLIP ViT-L/14 + MLP head)."
+    )
+    videoscore: VideoScoreConfig = Field(
+        default_factory=VideoScoreConfig, title="VideoScore",
+        description="Five learned quality scores of a video and its prompt (TIGER-Lab VideoScore).",
     )
     shard_size: int = Field(16, ge=1, le=10_000, title="Shard size", description="Videos per task.")
 

@@ -109,14 +109,15 @@ def _load_config(path: Optional[str]) -> dict[str, Any]:
     return data
 
 
-SCORER_NAMES = ("technical", "emscore", "text_video", "video_audio", "aesthetic")
+SCORER_NAMES = ("technical", "emscore", "text_video", "video_audio", "aesthetic", "videoscore")
 CLIP_SCORERS = ("emscore", "text_video", "video_audio")
 
 
 def build_params(source: str, config: dict[str, Any], *, scorers: Optional[str] = None,
                  sampling: Optional[str] = None, frames: Optional[int] = None, max_size: Optional[int] = None,
                  clip_model: Optional[str] = None, device: Optional[str] = None,
-                 audio_model: Optional[str] = None, **top: Any) -> "ScoreVideosParams":  # noqa: F821 - imported lazily
+                 audio_model: Optional[str] = None, videoscore_model: Optional[str] = None,
+                 **top: Any) -> "ScoreVideosParams":  # noqa: F821 - imported lazily
     """Flow parameters from a config file's values overridden by command-line flags."""
     from flows.score_videos import ScoreVideosParams
 
@@ -135,6 +136,13 @@ def build_params(source: str, config: dict[str, Any], *, scorers: Optional[str] 
         per_scorer["runtime"] = {"device": device}
     for name in chosen:
         update = dict(per_scorer)
+        if name == "videoscore":
+            # VideoScore picks its frames as its checkpoint was trained; --frames caps them.
+            update.pop("sampling", None)
+            if frames is not None:
+                update["max_frames"] = frames
+            if videoscore_model:
+                update["model"] = videoscore_model
         if clip_model and name in CLIP_SCORERS:
             model, _, pretrained = clip_model.partition("@")
             update["clip"] = {"model": model, "pretrained": pretrained or None}
@@ -152,7 +160,7 @@ def run(
     ),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
     scorers: Optional[str] = typer.Option(
-        None, "--scorers", "-s", help="Comma-separated: technical, emscore, text_video, video_audio, aesthetic."
+        None, "--scorers", "-s", help="Comma-separated: technical, emscore, text_video, video_audio, aesthetic, videoscore."
     ),
     sampling: Optional[str] = typer.Option(
         None, "--sampling", help="For every scorer: uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
@@ -168,6 +176,10 @@ def run(
         None, "--audio-model", help="video_audio: transformers speech-recognition model (Hub id or folder) "
         "for rows without an audio_text description, e.g. openai/whisper-tiny."
     ),
+    videoscore_model: Optional[str] = typer.Option(
+        None, "--videoscore-model", help="videoscore: TIGER-Lab/VideoScore, TIGER-Lab/VideoScore-v1.1, "
+        "TIGER-Lab/VideoScore-Qwen2-VL or a checkpoint folder."
+    ),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
     clips: Optional[str] = typer.Option(None, "--clips", help="none (whole videos), scenes, or windows."),
     window: Optional[float] = typer.Option(None, "--window", help="--clips windows: window length in seconds."),
@@ -181,7 +193,8 @@ def run(
         clip_opts = {k: v for k, v in (("method", clips), ("window_s", window)) if v is not None}
         params = build_params(
             source, _load_config(config), scorers=scorers, sampling=sampling, frames=frames, max_size=max_size,
-            clip_model=clip_model, audio_model=audio_model, device=device, video_key=video_key, shard_size=shard_size,
+            clip_model=clip_model, audio_model=audio_model, videoscore_model=videoscore_model, device=device,
+            video_key=video_key, shard_size=shard_size,
             clips=clip_opts or None,
         )
     except (ValueError, OSError) as exc:
@@ -379,12 +392,13 @@ if __name__ == "__main__":
 
 
 def _weight_files(config: Optional[str], scorers: Optional[str], clip_model: Optional[str],
-                  audio_model: Optional[str], models_dir):
+                  audio_model: Optional[str], videoscore_model: Optional[str], models_dir):
     from pathlib import Path
 
     from vidqa.models.download import aesthetic_head_files, clip_weight_files, hf_model_files
 
-    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model, audio_model=audio_model)
+    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model, audio_model=audio_model,
+                          videoscore_model=videoscore_model)
     files = []
     for name in params.scorers:
         cfg = getattr(params, name)
@@ -394,6 +408,8 @@ def _weight_files(config: Optional[str], scorers: Optional[str], clip_model: Opt
             files += aesthetic_head_files(cfg.head, Path(models_dir))
         if getattr(getattr(cfg, "audio", None), "model", None):
             files += hf_model_files(cfg.audio.model, "audio model", Path(models_dir))
+        if name == "videoscore":
+            files += hf_model_files(cfg.model, "VideoScore model", Path(models_dir))
     return list(dict.fromkeys(files))
 
 
@@ -404,10 +420,12 @@ def models_download(
     scorers: Optional[str] = typer.Option(None, "--scorers", "-s", help="Comma-separated scorers (default: all)."),
     clip_model: Optional[str] = typer.Option(None, "--clip-model", help="As for `vidqa run`."),
     audio_model: Optional[str] = typer.Option(None, "--audio-model", help="As for `vidqa run`."),
+    videoscore_model: Optional[str] = typer.Option(None, "--videoscore-model", help="As for `vidqa run`."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be fetched."),
 ) -> None:
     """Fetch the weights of every configured scorer into DIR (run it where there is network)."""
-    files = _weight_files(config, scorers or ",".join(SCORER_NAMES), clip_model, audio_model, directory)
+    files = _weight_files(config, scorers or ",".join(SCORER_NAMES), clip_model, audio_model, videoscore_model,
+                          directory)
     table = Table("model", "from", "to", "present")
     for f in files:
         table.add_row(f.what, f.source, str(f.target), "yes" if f.target.exists() else "no")
@@ -430,12 +448,14 @@ def models_check(
     scorers: Optional[str] = typer.Option(None, "--scorers", "-s", help="Comma-separated scorers."),
     clip_model: Optional[str] = typer.Option(None, "--clip-model", help="As for `vidqa run`."),
     audio_model: Optional[str] = typer.Option(None, "--audio-model", help="As for `vidqa run`."),
+    videoscore_model: Optional[str] = typer.Option(None, "--videoscore-model", help="As for `vidqa run`."),
 ) -> None:
     """Load every configured model as a run would; say what is missing and how to get it."""
     from vidqa.errors import ScorerError
     from vidqa.scorers import build_scorer
 
-    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model, audio_model=audio_model)
+    params = build_params("-", _load_config(config), scorers=scorers, clip_model=clip_model, audio_model=audio_model,
+                          videoscore_model=videoscore_model)
     failed = False
     for name in params.scorers:
         try:

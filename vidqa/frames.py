@@ -43,6 +43,17 @@ class Frames:
     def __len__(self) -> int:
         return int(self.indices.size)
 
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The frames at frame indices ``positions`` (repeats allowed), ``(len(positions), H, W, 3)``;
+        a position whose frame could not be decoded takes the nearest decoded frame."""
+        if not len(self):
+            raise VideoError("no frame could be decoded")
+        pos = np.asarray(positions, dtype=np.int64)
+        right = np.clip(np.searchsorted(self.indices, pos), 0, len(self) - 1)
+        left = np.clip(right - 1, 0, len(self) - 1)
+        nearer_left = np.abs(self.indices[left] - pos) < np.abs(self.indices[right] - pos)
+        return self.array[np.where(nearer_left, left, right)]
+
     def summary(self) -> dict:
         return {
             "frames": len(self),

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from vidqa.frames import Frames, decode_frames
 from vidqa.probe import VideoProbe
 
-SamplingMethod = Literal["uniform", "every_n_seconds", "every_n_frames", "keyframes", "fractions", "all"]
+SamplingMethod = Literal["uniform", "every_n_seconds", "every_n_frames", "keyframes", "fractions", "all", "linspace"]
 
 
 def _span(probe: VideoProbe, start: int, end: Optional[int]) -> tuple[int, int, float, float]:
@@ -78,6 +78,38 @@ def fraction_indices(
     return np.unique(frame_at_times(probe, times, start, end))
 
 
+def _floor_to(x: float, m: int) -> int:
+    return int(np.floor(x / m)) * m
+
+
+def _ceil_to(x: float, m: int) -> int:
+    return int(np.ceil(x / m)) * m
+
+
+def linspace_positions(
+    probe: VideoProbe, n: int, start: int = 0, end: Optional[int] = None, *, fps: Optional[float] = None,
+    rounding: Literal["floor", "nearest"] = "floor", multiple: int = 1, min_frames: int = 1,
+) -> np.ndarray:
+    """Frame positions ``linspace(first, last, count)`` over the span's frame indices, with
+    repeats when the span holds fewer frames than ``count`` (VideoScore's rule).
+
+    ``count`` is ``n``; or, with ``fps``, the span's duration times ``fps`` (qwen-vl-utils'
+    ``smart_nframes``): at least ``min_frames``, at most ``n`` and the span's frame count,
+    rounded down to a multiple of ``multiple``, and never below ``multiple`` (a 1-frame
+    video gives its frame twice to a model that reads frames in pairs).
+    """
+    start, end, t0, t1 = _span(probe, start, end)
+    total = end - start
+    count = n
+    if fps is not None:
+        lo = _ceil_to(min_frames, multiple)
+        hi = _floor_to(min(n, total), multiple)
+        count = max(_floor_to(min(max((t1 - t0) * fps, lo), hi, total), multiple), multiple)
+    pos = np.linspace(start, end - 1, count)
+    pos = np.floor(pos) if rounding == "floor" else np.round(pos)
+    return pos.astype(np.int64)
+
+
 class SamplingSpec(BaseModel):
     """How to choose frames. Scorers with equal specs share one decode of each video."""
 
@@ -92,6 +124,10 @@ class SamplingSpec(BaseModel):
     max_size: Optional[int] = Field(
         None, ge=16, description="Downscale during decode so the longer side is at most this."
     )
+    fps: Optional[float] = Field(None, gt=0, description="linspace: frames per second of video (n caps it).")
+    rounding: Literal["floor", "nearest"] = Field("floor", description="linspace: how positions become indices.")
+    multiple: int = Field(1, ge=1, description="linspace with fps: frame count rounded down to a multiple of this.")
+    min_frames: int = Field(1, ge=1, description="linspace with fps: fewest frames (when the video has them).")
 
     @model_validator(mode="after")
     def _check(self) -> "SamplingSpec":
@@ -103,7 +139,17 @@ class SamplingSpec(BaseModel):
             raise ValueError("fractions must lie in [0, 1]")
         return self
 
+    def positions(self, probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+        """The frames a model sees, in order, repeats included (only ``linspace`` repeats)."""
+        if self.method == "linspace":
+            return linspace_positions(probe, self.n, start, end, fps=self.fps, rounding=self.rounding,
+                                      multiple=self.multiple, min_frames=self.min_frames)
+        return self.indices(probe, start, end)
+
     def indices(self, probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+        """The distinct frames to decode, in order."""
+        if self.method == "linspace":
+            return np.unique(self.positions(probe, start, end))
         if self.method == "uniform":
             idx = uniform_indices(probe, self.n, start, end)
         elif self.method == "every_n_seconds":

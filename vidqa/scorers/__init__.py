@@ -12,9 +12,11 @@ from vidqa.scorers.emscore import EMScoreConfig, EMScoreScorer
 from vidqa.scorers.technical import TechnicalConfig, TechnicalScorer
 from vidqa.scorers.text_video import TextVideoConfig, TextVideoScorer
 from vidqa.scorers.video_audio import VideoAudioConfig, VideoAudioScorer
+from vidqa.scorers.videoscore import VideoScoreConfig, VideoScoreScorer
 
 SCORERS: dict[str, type[Scorer]] = {
-    cls.name: cls for cls in (TechnicalScorer, EMScoreScorer, TextVideoScorer, VideoAudioScorer, AestheticScorer)
+    cls.name: cls for cls in (TechnicalScorer, EMScoreScorer, TextVideoScorer, VideoAudioScorer, AestheticScorer,
+                             VideoScoreScorer)
 }
 
 _resident: dict[tuple[str, str, str], Scorer] = {}
@@ -46,5 +48,6 @@ def build_scorer(
 __all__ = [
     "SCORERS", "Metric", "Resources", "ScoreItem", "Scorer", "ScorerConfig",
     "TechnicalConfig", "TechnicalScorer", "EMScoreConfig", "EMScoreScorer", "TextVideoConfig",
-    "TextVideoScorer", "VideoAudioConfig", "VideoAudioScorer", "AestheticConfig", "AestheticScorer", "build_scorer",
+    "TextVideoScorer", "VideoAudioConfig", "VideoAudioScorer", "AestheticConfig", "AestheticScorer", "VideoScoreConfig",
+    "VideoScoreScorer", "build_scorer",
 ]
