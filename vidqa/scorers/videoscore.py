@@ -42,9 +42,10 @@ class VideoScoreConfig(ScorerConfig):
     @field_validator("sampling", mode="before")
     @classmethod
     def _no_sampling(cls, value: Any) -> Any:
-        if value not in (None, {}, SamplingSpec().model_dump(), SamplingSpec()):
+        spec = SamplingSpec.model_validate(value or {})
+        if spec != SamplingSpec():
             raise ValueError("VideoScore picks frames as its checkpoint was trained to; set max_frames instead")
-        return SamplingSpec()
+        return spec
 
 
 class VideoScoreScorer(Scorer):
