@@ -31,7 +31,7 @@ from conftest import VIDEOS
 REPO = Path(__file__).resolve().parents[1]
 PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-SCORER_NAMES = {"technical", "emscore", "text_video", "video_audio", "aesthetic"}
+SCORER_NAMES = {"technical", "emscore", "text_video", "video_audio", "aesthetic", "videoscore"}
 TECHNICAL_METRICS = {"luminance_mean", "luminance_min", "luminance_max", "sharpness", "mse_dyn", "ssim_dyn", "ssim_sim"}
 
 
@@ -213,7 +213,7 @@ def test_deployments_schedule_and_form(prefect_server, deployed):
     assert props["scorers"]["type"] == "array" and props["scorers"]["title"] == "Scorers"
     assert set(props["scorers"]["items"]["enum"]) == SCORER_NAMES
     assert props["shard_size"]["title"] == "Shard size" and props["shard_size"]["minimum"] == 1
-    assert props["technical"]["title"] == "Technical metrics"
+    assert props["technical"]["title"] == "Technical metrics" and props["videoscore"]["title"] == "VideoScore"
     assert all(p.get("title") for p in props.values()), [k for k, p in props.items() if not p.get("title")]
     assert "params" in ingest["parameter_openapi_schema"]["properties"]
 

@@ -149,6 +149,19 @@ def test_strict_loading_fails_loudly_without_the_head(tmp_path):
         load_videoscore(str(tmp_path / "qwen"))
 
 
+def test_frames_flag_sets_max_frames_and_sampling_cannot_be_set():
+    from pydantic import ValidationError
+
+    from vidqa.cli import build_params
+    from vidqa.scorers import VideoScoreConfig
+
+    params = build_params("-", {}, scorers="technical,videoscore", frames=8, videoscore_model="/m")
+    assert params.videoscore.max_frames == 8 and params.videoscore.model == "/m"
+    assert params.technical.sampling.n == 8 and params.videoscore.sampling.method == "uniform"
+    with pytest.raises(ValidationError, match="set max_frames instead"):
+        VideoScoreConfig(sampling={"method": "uniform", "n": 4})
+
+
 def test_missing_weights_offline_name_the_download(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDQA_MODELS_DIR", str(tmp_path / "models"))
     for model in ("TIGER-Lab/VideoScore-v1.1", "TIGER-Lab/VideoScore-Qwen2-VL"):

@@ -153,7 +153,7 @@ class ScoreQueue:
         self.scorers[key] = scorer
         self.jobs[key].append(job)
         job.outcome.scorers_run.append(scorer.name)
-        if len(self.jobs[key]) >= scorer.resources.batch_size:
+        if len(self.jobs[key]) >= scorer.queue_size:
             self._flush(key)
 
     def fail(self, clip_id: int, pending: _Pending, reason: str) -> None:

@@ -104,6 +104,11 @@ class Scorer:
     def sampling(self) -> SamplingSpec:
         return self.config.sampling
 
+    @property
+    def queue_size(self) -> int:
+        """Clips a worker gathers before calling :meth:`score` once."""
+        return self.resources.batch_size
+
     def identity(self) -> dict[str, Any]:
         """What the scores depend on; its hash is ``config_hash``. Settings that do not
         change a score (device, batch size) stay out."""

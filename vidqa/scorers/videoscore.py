@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, field_validator
 
-from vidqa.errors import ScorerError
+from vidqa.errors import ScorerError, VideoError
 from vidqa.models.videoscore import (
     ASPECTS, QWEN_FRAME_FACTOR, QWEN_MIN_FRAMES, QWEN_VIDEO_MAX_PIXELS, QWEN_VIDEO_MIN_PIXELS,
     QWEN_VIDEO_TOTAL_PIXELS, VideoScoreModel, load_videoscore,
@@ -76,6 +76,10 @@ class VideoScoreScorer(Scorer):
     def sampling(self) -> SamplingSpec:
         return self._sampling
 
+    @property
+    def queue_size(self) -> int:
+        return self.config.runtime.batch_size  # one forward pass's worth of videos
+
     def identity(self) -> dict[str, Any]:
         identity = super().identity()
         identity["config"].pop("sampling", None)
@@ -105,8 +109,8 @@ class VideoScoreScorer(Scorer):
                 prompts.append(prompt)
                 ready.append((len(results), positions))
                 results.append({})
-            except (ScorerError, ValueError) as exc:
-                results.append(exc if isinstance(exc, ScorerError) else ScorerError(str(exc)))
+            except (ScorerError, VideoError, ValueError) as exc:
+                results.append(exc if isinstance(exc, (ScorerError, VideoError)) else ScorerError(str(exc)))
         if not ready:
             return results
         scores = self.model.score(videos, prompts, batch_size=self.config.runtime.batch_size,
