@@ -90,6 +90,8 @@ def test_idefics2_checkpoint_scores_video1_as_a_manual_forward(checkpoints):
 def test_pooled_token_is_the_last_non_padding_token_in_a_padded_batch(checkpoints):
     folder, written = checkpoints["idefics2"]
     model = load_videoscore(str(folder))
+    # The published scores were made with the PIL image processor (its bilinear resampling).
+    assert type(model.processor.image_processor).__name__ == "Idefics2ImageProcessorPil"
     probe = probe_video(VIDEO1)
     frames = decode_frames(VIDEO1, probe, np.arange(0, 24, 6)).array
     prompts = [PROMPT, "night"]
