@@ -87,18 +87,23 @@ def idefics2_parts(sizes: dict = TOY_IDEFICS2):
     return config, processor
 
 
-def build_idefics2_checkpoint(folder: Path, seed: int = 0, drop_head: bool = False) -> torch.nn.Module:
-    """A 2-layer Idefics2 VideoScore checkpoint in ``folder``; returns the model written."""
+def _build_checkpoint(family: str, parts, folder: Path, seed: int, drop_head: bool, bias: list[float],
+                      rename=lambda k: k) -> torch.nn.Module:
     folder.mkdir(parents=True, exist_ok=True)
-    config, processor = idefics2_parts()
+    config, processor = parts()
     torch.manual_seed(seed)
-    model = head_class("idefics2")(config).eval()
+    model = head_class(family)(config).eval()
     with torch.no_grad():  # a visible head bias, so a dropped bias would show
-        model.score.bias.copy_(torch.tensor([2.5, 2.0, 3.0, 1.5, 2.2]))
+        model.score.bias.copy_(torch.tensor(bias))
     config.save_pretrained(folder)
     processor.save_pretrained(folder)
-    _write(model, folder, drop_head=drop_head)
+    _write(model, folder, rename=rename, drop_head=drop_head)
     return model
+
+
+def build_idefics2_checkpoint(folder: Path, seed: int = 0, drop_head: bool = False) -> torch.nn.Module:
+    """A 2-layer Idefics2 VideoScore checkpoint in ``folder``; returns the model written."""
+    return _build_checkpoint("idefics2", idefics2_parts, folder, seed, drop_head, [2.5, 2.0, 3.0, 1.5, 2.2])
 
 
 def _mantis_qwen_key(key: str) -> str:
@@ -153,14 +158,6 @@ def qwen2_vl_parts(sizes: dict = TOY_QWEN2_VL):
 
 
 def build_qwen2_vl_checkpoint(folder: Path, seed: int = 0, drop_head: bool = False) -> torch.nn.Module:
-    """A 2-layer Qwen2-VL VideoScore checkpoint in ``folder``; returns the model written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config, processor = qwen2_vl_parts()
-    torch.manual_seed(seed)
-    model = head_class("qwen2_vl")(config).eval()
-    with torch.no_grad():
-        model.score.bias.copy_(torch.tensor([3.5, 3.5, 3.7, 3.1, 3.6]))
-    config.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    _write(model, folder, rename=_mantis_qwen_key, drop_head=drop_head)
-    return model
+    """A 2-layer Qwen2-VL VideoScore checkpoint in ``folder``, in the published key layout."""
+    return _build_checkpoint("qwen2_vl", qwen2_vl_parts, folder, seed, drop_head, [3.5, 3.5, 3.7, 3.1, 3.6],
+                             rename=_mantis_qwen_key)

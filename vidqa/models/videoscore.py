@@ -104,14 +104,27 @@ def pool_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch
     return hidden[rows, last_token_indices(attention_mask).to(hidden.device)]
 
 
+class _LastTokenHead:
+    """``score`` over the backbone's hidden state of each sequence's last non-padding token."""
+
+    def hidden_states(self, **inputs) -> torch.Tensor:
+        return self.model(**inputs, use_cache=False).last_hidden_state
+
+    def forward(self, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+        hidden = self.hidden_states(attention_mask=attention_mask, **inputs)
+        return self.score(pool_last_token(hidden, attention_mask))
+
+
 def _head_classes() -> dict[str, type]:
     """The two architectures, defined on first use so importing vidqa stays light."""
     from transformers.models.idefics2.modeling_idefics2 import Idefics2Model, Idefics2PreTrainedModel
     from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel, Qwen2VLPreTrainedModel
 
-    class Idefics2ForVideoScore(Idefics2PreTrainedModel):
+    class Idefics2ForVideoScore(_LastTokenHead, Idefics2PreTrainedModel):
         """Idefics2 backbone (``model.*``) + ``score`` head, the layout of mantis'
         ``Idefics2ForSequenceClassification`` checkpoints."""
+
+        CHECKPOINT_KEYS: Optional[dict[str, str]] = None
 
         def __init__(self, config):
             super().__init__(config)
@@ -119,14 +132,7 @@ def _head_classes() -> dict[str, type]:
             self.score = nn.Linear(config.text_config.hidden_size, config.num_labels)
             self.post_init()
 
-        def hidden_states(self, **inputs) -> torch.Tensor:
-            return self.model(**inputs, use_cache=False).last_hidden_state
-
-        def forward(self, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
-            hidden = self.hidden_states(attention_mask=attention_mask, **inputs)
-            return self.score(pool_last_token(hidden, attention_mask))
-
-    class Qwen2VLForVideoScore(Qwen2VLPreTrainedModel):
+    class Qwen2VLForVideoScore(_LastTokenHead, Qwen2VLPreTrainedModel):
         """Qwen2-VL backbone + ``score`` head. mantis' checkpoints keep the vision tower at
         ``visual.*`` and the text decoder at ``model.*``; ``CHECKPOINT_KEYS`` maps them onto
         current transformers' ``model.visual`` / ``model.language_model``."""
@@ -139,13 +145,6 @@ def _head_classes() -> dict[str, type]:
             self.model = Qwen2VLModel(config)
             self.score = nn.Linear(config.text_config.hidden_size, config.num_labels)
             self.post_init()
-
-        def hidden_states(self, **inputs) -> torch.Tensor:
-            return self.model(**inputs, use_cache=False).last_hidden_state
-
-        def forward(self, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
-            hidden = self.hidden_states(attention_mask=attention_mask, **inputs)
-            return self.score(pool_last_token(hidden, attention_mask))
 
     return {"idefics2": Idefics2ForVideoScore, "qwen2_vl": Qwen2VLForVideoScore}
 
@@ -328,9 +327,8 @@ def load_videoscore(model: str = "TIGER-Lab/VideoScore", device: str = "cpu", pr
         raise ScorerError(f"VideoScore model {model}: checkpoint is {family}, expected {spec.family}")
     dtype = _precision_dtype(precision, device)
     cls = head_class(family)
-    kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True, "attn_implementation": "sdpa"}
-    if family == "qwen2_vl":
-        kwargs["key_mapping"] = cls.CHECKPOINT_KEYS
+    kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True, "attn_implementation": "sdpa",
+                              "key_mapping": cls.CHECKPOINT_KEYS}
     if device.startswith("cuda"):
         kwargs["device_map"] = {"": device}  # straight to the GPU, no full copy in host memory
     try:
