@@ -84,7 +84,6 @@ def child(args: argparse.Namespace) -> dict:
     from vidqa.sampling import linspace_positions
 
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     config, processor = _parts(args.family, _sizes(args.family, args.text_layers, args.vision_layers))
     build_start = time.perf_counter()

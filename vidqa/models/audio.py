@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-import torch
 
 from vidqa.audio import AudioClip
 from vidqa.errors import ScorerError
+from vidqa.models import torch_dtype
 from vidqa.models.hub import folder_weights_id, resolve_hf_model
 
 AudioTask = Literal["automatic-speech-recognition", "audio-classification"]
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -76,7 +75,7 @@ def load_audio_to_text(
             try:
                 from transformers import pipeline
 
-                pipe = pipeline(task, model=str(folder), device=device, dtype=_DTYPES[precision])
+                pipe = pipeline(task, model=str(folder), device=device, dtype=torch_dtype(precision))
             except Exception as exc:
                 raise ScorerError(f"audio model {model!r} ({folder}) does not load as a {task} pipeline: "
                                   f"{type(exc).__name__}: {exc}") from exc

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from vidqa.errors import ScorerError
+from vidqa.models import resolve_precision, torch_dtype
 from vidqa.models.hub import folder_weights_id, resolve_hf_model
 
 ASPECTS = ("visual_quality", "temporal_consistency", "dynamic_degree", "text_to_video_alignment",
@@ -306,12 +307,6 @@ class VideoScoreModel:
         return torch.cat(out) if out else torch.empty(0, len(ASPECTS))
 
 
-def _precision_dtype(precision: str, device: str) -> torch.dtype:
-    if precision == "auto":
-        precision = "bf16" if device.startswith("cuda") else "fp32"
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 def load_videoscore(model: str = "TIGER-Lab/VideoScore", device: str = "cpu", precision: str = "auto",
                     models_dir: Optional[str] = None) -> VideoScoreModel:
     """A VideoScore checkpoint (Hub id, or folder with config.json, weights and processor
@@ -325,7 +320,7 @@ def load_videoscore(model: str = "TIGER-Lab/VideoScore", device: str = "cpu", pr
     spec = KNOWN_MODELS.get(model) or DEFAULT_SPECS[family]
     if spec.family != family:
         raise ScorerError(f"VideoScore model {model}: checkpoint is {family}, expected {spec.family}")
-    dtype = _precision_dtype(precision, device)
+    dtype = torch_dtype(resolve_precision(precision, device))
     cls = head_class(family)
     kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True, "attn_implementation": "sdpa",
                               "key_mapping": cls.CHECKPOINT_KEYS}

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidqa.models import resolve_precision
 from vidqa.models.clip import ClipModel, encode_pixels, encode_texts, load_clip
 from vidqa.scorers.base import Resources, Runtime, Scorer
 
@@ -40,9 +41,7 @@ def resolve_device(runtime: Runtime) -> str:
 
 def load_configured_clip(cfg: ClipModelConfig, runtime: Runtime) -> ClipModel:
     device = resolve_device(runtime)
-    precision = cfg.precision
-    if precision == "auto":
-        precision = "bf16" if device == "cuda" else "fp32"
+    precision = resolve_precision(cfg.precision, device)
     return load_clip(cfg.model, cfg.pretrained or None, device=device, precision=precision)
 
 

@@ -4,7 +4,7 @@ reference captions (REFERENCE.md section 1; the math is in ``vidqa.metrics.emsco
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field

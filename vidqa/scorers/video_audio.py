@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vidqa.audio import AudioRequest
 from vidqa.errors import ScorerError
+from vidqa.models import resolve_precision
 from vidqa.models.audio import AudioTask, AudioToText, load_audio_to_text
 from vidqa.sampling import SamplingSpec
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
@@ -83,7 +84,7 @@ class VideoAudioScorer(ClipScorer):
         self.audio_to_text: Optional[AudioToText] = None
         if a.model:
             device = resolve_device(self.config.runtime)
-            precision = a.precision if a.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
+            precision = resolve_precision(a.precision, device, gpu="fp16")
             self.audio_to_text = load_audio_to_text(a.model, a.task, device, precision, a.top_k, a.label_template)
 
     def model_identity(self) -> dict[str, Any]:
