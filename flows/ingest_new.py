@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.runners import task_runner
 from flows.score_videos import ScoreVideosParams, score_refs
 from tasks.scoring import find_unfinished, list_videos, open_run, prepare_scorers
 
@@ -18,7 +18,7 @@ class IngestNewParams(ScoreVideosParams):
     scoring run; only videos not yet scored with these settings are fetched and scored."""
 
 
-@flow(name="ingest-new", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="ingest-new", task_runner=task_runner())
 def ingest_new(params: IngestNewParams) -> dict[str, Any]:
     """List a source, keep the objects not yet scored with the current configuration (new
     keys, changed ETags, new scorers or settings, transient failures), and score only those."""

@@ -9,14 +9,17 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from flows.fanout import FanOutParams, fan_out
+from flows.runners import gpu_request, task_runner
+from flows.score_shard import shard_gpus, shard_outcomes, shard_task_for
 from tasks.reporting import publish_report
-from tasks.scoring import GPU_TAG, close_run, list_videos, open_run, prepare_scorers, result_storage, score_shard
+from tasks.scoring import close_run, list_videos, open_run, prepare_scorers
 from vidqa.clips import ClipSpec
 from vidqa.scorers import (
     SCORERS, AestheticConfig, EMScoreConfig, TechnicalConfig, TextVideoConfig, VideoAudioConfig, VideoScoreConfig,
+    release_resident_scorers,
 )
 from vidqa.summary import RunSummary
 
@@ -60,7 +63,12 @@ class ScoreVideosParams(BaseModel):
         default_factory=VideoScoreConfig, title="VideoScore",
         description="Five learned quality scores of a video and its prompt (TIGER-Lab VideoScore).",
     )
-    shard_size: int = Field(16, ge=1, le=10_000, title="Shard size", description="Videos per task.")
+    shard_size: int = Field(16, ge=1, le=10_000, title="Shard size",
+                            description="Videos per shard (a task, or a flow run when fanned out).")
+    fan_out: FanOutParams = Field(
+        default_factory=FanOutParams, title="Fan-out",
+        description="Spread the shards over the work pool's workers as flow runs of the score-shard deployment.",
+    )
 
     def scorer_specs(self) -> list[dict[str, Any]]:
         return [{"name": name, "config": getattr(self, name).model_dump(mode="json")} for name in self.scorers]
@@ -72,31 +80,42 @@ class ScoreVideosParams(BaseModel):
 def score_refs(params: ScoreVideosParams, refs: list[dict[str, Any]], run_id: str, started: float,
                key_prefix: str, specs: Optional[list[dict[str, Any]]] = None) -> dict[str, Any]:
     """Score listed videos in shards (the body shared by score-videos and ingest-new): load
-    the models, map the shards, report progress as they finish, summarise, publish artifacts.
+    the models, run the shards (as tasks of this flow run, or fanned out as flow runs over
+    the work pool), report progress as they finish, summarise, publish artifacts.
     ``specs`` are prepared scorers when the caller computed their context over more videos."""
     logger = get_run_logger()
     # Loads every model (a missing one fails the run here, before any video is read) and
     # computes run-level context over the whole source (EMScore's IDF corpus).
     specs = specs if specs is not None else prepare_scorers(params.scorer_specs(), refs)
     shards = [refs[i : i + params.shard_size] for i in range(0, len(refs), params.shard_size)]
-    logger.info("%d videos in %d shards", len(refs), len(shards))
-    gpu = any(SCORERS[name].resources.gpus > 0 for name in params.scorers)
-    shard_task = score_shard.with_options(
-        tags=["vidqa-score", *([GPU_TAG] if gpu else [])], result_storage=result_storage()
-    )
+    logger.info("%d videos in %d shards%s", len(refs), len(shards),
+                f", fanned out to {params.fan_out.deployment}" if params.fan_out.enabled else "")
     clips = params.clips.model_dump(mode="json")
-    futures = shard_task.map(shards, unmapped(specs), unmapped(run_id), unmapped(clips),
-                             unmapped(params.aws_credentials_block))
     progress = create_progress_artifact(0.0, key=f"{key_prefix}-progress",
                                         description=f"Shards of {params.source} finished")
     if not shards:  # nothing to do (an incremental run with nothing new) is a finished job
         update_progress_artifact(progress, 100.0)
-    shard_of = {f.task_run_id: shard for f, shard in zip(futures, shards)}
     outcomes: list[dict[str, Any]] = []
-    for done, future in enumerate(as_completed(futures), start=1):
-        shard = shard_of[future.task_run_id]
-        outcomes.extend(_shard_outcomes(future, shard, shard_task, specs, run_id, clips, params))
-        update_progress_artifact(progress, 100.0 * done / len(shards))
+    finished: set[int] = set()
+
+    def shard_done(index: int, shard_result: list[dict[str, Any]]) -> None:
+        outcomes.extend(shard_result)
+        finished.add(index)
+        update_progress_artifact(progress, 100.0 * len(finished) / len(shards))
+
+    if params.fan_out.enabled:
+        release_resident_scorers()  # the shards' processes load their own models
+        fan_out(params.fan_out, shards, specs, run_id, clips, params.aws_credentials_block, shard_done)
+    else:
+        shard_task = shard_task_for(specs)
+        with gpu_request(shard_gpus(specs)):
+            futures = shard_task.map(shards, unmapped(specs), unmapped(run_id), unmapped(clips),
+                                     unmapped(params.aws_credentials_block))
+        shard_of = {f.task_run_id: (i, shard) for i, (f, shard) in enumerate(zip(futures, shards))}
+        for future in as_completed(futures):
+            i, shard = shard_of[future.task_run_id]
+            shard_done(i, shard_outcomes(future, shard_task, shard, specs, run_id, clips,
+                                         params.aws_credentials_block))
 
     summary = RunSummary.from_outcomes(
         run_id, params.source, outcomes, params.metric_names(), time.perf_counter() - started
@@ -111,29 +130,7 @@ def score_refs(params: ScoreVideosParams, refs: list[dict[str, Any]], run_id: st
     return summary.to_dict()
 
 
-def _shard_outcomes(future, shard, shard_task, specs, run_id, clips, params) -> list[dict[str, Any]]:
-    future.wait()  # as_completed can yield before the future's final state is read back
-    state = future.state
-    if not state.is_completed():
-        # A shard that crashed after its retries: its videos are reported, not lost; the
-        # ledger lets the next run pick them up.
-        reason = f"shard failed: {state.message or state.name}"
-        return [{"uri": r["uri"], "status": "failed", "reason": reason, "scores_written": 0} for r in shard]
-    outcomes = future.result()["outcomes"]
-    if state.name != "Cached":
-        return outcomes
-    if any(o.get("transient") for o in outcomes):
-        # An identical shard ran before but could not reach some videos: run it again (the
-        # ledger skips what it finished) and replace the cache entry.
-        retry = shard_task.with_options(refresh_cache=True)
-        return retry(shard, specs, run_id, clips, params.aws_credentials_block)["outcomes"]
-    # Nothing was done now: what scored then is skipped now; a final failure stays failed.
-    cached = {"status": "skipped", "reason": "cached: an identical shard already ran"}
-    return [{**o, **(cached if o["status"] != "failed" else {}), "scores_written": 0, "from_ledger": True}
-            for o in outcomes]
-
-
-@flow(name="score-videos", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="score-videos", task_runner=task_runner())
 def score_videos(params: ScoreVideosParams) -> dict[str, Any]:
     """Score every video of a source (folder, S3 prefix, manifest) with the chosen scorers."""
     started = time.perf_counter()

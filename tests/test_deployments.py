@@ -12,126 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from conftest import VIDEOS
+from prefect_server import FINAL_STATES, REPO, prefect_cmd, prefect_server, stop_group, tail  # noqa: F401 (fixture)
 
-REPO = Path(__file__).resolve().parents[1]
 PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
-FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SCORER_NAMES = {"technical", "emscore", "text_video", "video_audio", "aesthetic", "videoscore"}
 TECHNICAL_METRICS = {"luminance_mean", "luminance_min", "luminance_max", "sharpness", "mse_dyn", "ssim_dyn", "ssim_sim"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _prefect_cmd() -> list[str]:
-    exe = shutil.which("prefect")
-    return [exe] if exe else [sys.executable, "-m", "prefect"]
-
-
-def _tail(path: Path, n: int = 6000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-class PrefectServer:
-    """A `prefect server start` subprocess and the environment of its CLI clients."""
-
-    def __init__(self, home: Path, port: int):
-        self.home, self.port = home, port
-        self.api_url = f"http://127.0.0.1:{port}/api"
-        self.log = home / "server.log"
-        self.http = httpx.Client(base_url=self.api_url, timeout=30)
-
-    def client_env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "VIDQA_"))}
-        env.update(PREFECT_API_URL=self.api_url, PREFECT_HOME=str(self.home / "client"),
-                   PREFECT_SERVER_ANALYTICS_ENABLED="false")
-        env.update(extra)
-        return env
-
-    def cli(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 180):
-        proc = subprocess.run([*_prefect_cmd(), *args], cwd=cwd, env=env or self.client_env(),
-                              capture_output=True, text=True, timeout=timeout)
-        assert proc.returncode == 0, f"prefect {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def get(self, path: str, **kw):
-        r = self.http.get(path, **kw)
-        r.raise_for_status()
-        return r.json()
-
-    def post(self, path: str, body: dict):
-        r = self.http.post(path, json=body)
-        assert r.status_code < 300, f"POST {path} -> {r.status_code}: {r.text}"
-        return r.json() if r.content else None
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-server")
-    srv = PrefectServer(home, _free_port())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update(
-        PREFECT_HOME=str(home / "server-home"),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="INFO",
-    )
-    with open(srv.log, "wb") as log:
-        proc = subprocess.Popen(
-            [*_prefect_cmd(), "server", "start", "--host", "127.0.0.1", "--port", str(srv.port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"prefect server exited {proc.returncode}\n{_tail(srv.log)}"
-            try:
-                if httpx.get(f"{srv.api_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"prefect server not healthy after 120 s\n{_tail(srv.log)}"
-            time.sleep(0.5)
-        yield srv
-    finally:
-        srv.http.close()
-        _stop_group(proc)
-
-
-def _stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
-    """Terminate a process started with start_new_session=True and all of its children."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +87,7 @@ def test_deployments_schedule_and_form(prefect_server, deployed):
         if not runs:
             time.sleep(1)
     assert runs, (f"the server scheduled no ingest-new run in 30 s (SQLAlchemy {sa.__version__}); "
-                  f"server log:\n{_tail(srv.log, 3000)}")
+                  f"server log:\n{tail(srv.log, 3000)}")
     starts = [datetime.fromisoformat(r["expected_start_time"]).astimezone(timezone.utc) for r in runs]
     assert all((t.hour, t.minute, t.second) == (2, 0, 0) for t in starts), starts
     now = datetime.now(timezone.utc)
@@ -248,7 +142,7 @@ def test_custom_run_executed_by_a_process_worker(prefect_server, deployed, migra
         )
         with open(worker_log, "wb") as log:
             worker = subprocess.Popen(
-                [*_prefect_cmd(), "worker", "start", "--pool", "vidqa", "--run-once"],
+                [*prefect_cmd(), "worker", "start", "--pool", "vidqa", "--run-once"],
                 cwd=worker_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         try:
@@ -264,13 +158,13 @@ def test_custom_run_executed_by_a_process_worker(prefect_server, deployed, migra
             except subprocess.TimeoutExpired:
                 pass
         finally:
-            _stop_group(worker, grace=10)
+            stop_group(worker, grace=10)
     finally:
         srv.post(f"/deployments/{ingest['id']}/resume_deployment", {})
 
     logs = srv.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200})
     log_text = "\n".join(entry["message"] for entry in logs)
-    assert state == "COMPLETED", f"flow run ended {state}\n--- worker ---\n{_tail(worker_log)}\n--- run logs ---\n{log_text[-6000:]}"
+    assert state == "COMPLETED", f"flow run ended {state}\n--- worker ---\n{tail(worker_log)}\n--- run logs ---\n{log_text[-6000:]}"
     assert "set_working_directory" in log_text
 
     # Postgres: two scored videos, the empty one failed with its reason; the run is linked.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import platformdirs
 from pydantic import Field, SecretStr
@@ -40,6 +40,23 @@ class Settings(BaseSettings):
         default=None,
         description="Where detector features of video sets (set-level metrics) are kept as compressed "
         ".npz files: a folder or an s3:// prefix (VIDQA_S3_* settings apply); unset = <home>/features.",
+    )
+    task_runner: Literal["thread", "dask"] = Field(
+        "thread",
+        description="How a flow runs its shard tasks in parallel: a bounded thread pool in the flow's "
+        "process, or a Dask cluster (`pip install vidqa[dask]`).",
+    )
+    task_runner_workers: int = Field(
+        2, ge=1, description="Threads of the thread runner; workers of the local Dask cluster started when "
+        "no VIDQA_DASK_ADDRESS is given.",
+    )
+    dask_address: Optional[str] = Field(
+        None, description="Scheduler of an existing Dask cluster (tcp://host:8786); unset = a temporary "
+        "local cluster per flow run.",
+    )
+    dask_gpu_resource: str = Field(
+        "GPU", description="Name of the Dask worker resource that shards of GPU scorers request "
+        "(`dask worker --resources GPU=1`), so one GPU runs one shard at a time.",
     )
     ffmpeg_binary: str = "ffmpeg"
     ffprobe_binary: str = "ffprobe"

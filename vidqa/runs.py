@@ -26,3 +26,24 @@ def close_run(summary: RunSummary) -> None:
         refresh_if_stale(get_engine())
     except Exception as exc:  # noqa: BLE001 - the scores are stored; a stale view does not fail the run
         logging.getLogger(__name__).warning("wide views not refreshed (run `vidqa db refresh-views`): %s", exc)
+
+
+def submit_shard(run_id: str, shard_index: int, n_videos: int, flow_run_id: str) -> int:
+    """Record a shard's submission as a flow run; returns how many times it was submitted."""
+    return repo.submit_shard(get_engine(), uuid.UUID(run_id), shard_index, n_videos, uuid.UUID(str(flow_run_id)))
+
+
+def complete_shard(run_id: str, shard_index: int, outcomes: list[dict[str, Any]], flow_run_id: Optional[str]) -> None:
+    import socket
+
+    repo.complete_shard(get_engine(), uuid.UUID(run_id), shard_index, outcomes,
+                        uuid.UUID(str(flow_run_id)) if flow_run_id else None, socket.gethostname())
+
+
+def fail_shard(run_id: str, shard_index: int, error: str) -> None:
+    repo.fail_shard(get_engine(), uuid.UUID(run_id), shard_index, error)
+
+
+def shard_outcomes(run_id: str, shard_index: int) -> Optional[list[dict[str, Any]]]:
+    with get_engine().connect() as conn:
+        return repo.shard_outcomes(conn, uuid.UUID(run_id), shard_index)

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from vidqa.db.tables import (
-    clips, runs, score_inputs, scorer_configs, scorer_failures, scores, video_splits, videos,
+    clips, run_shards, runs, score_inputs, scorer_configs, scorer_failures, scores, video_splits, videos,
 )
 
 WHOLE_VIDEO = "video"
@@ -55,6 +55,49 @@ def finish_run(engine: Engine, run_id: uuid.UUID, status: str, counts: dict[str,
         conn.execute(
             runs.update().where(runs.c.id == run_id).values(status=status, finished_at=now(), **counts)
         )
+
+
+def submit_shard(engine: Engine, run_id: uuid.UUID, shard_index: int, n_videos: int, flow_run_id: uuid.UUID) -> int:
+    """Record that a flow run was submitted for a shard; returns the shard's attempt count.
+    A shard that already completed keeps its outcomes (a resubmission can only add)."""
+    stmt = insert(run_shards).values(
+        run_id=run_id, shard_index=shard_index, n_videos=n_videos, status="submitted", attempts=1,
+        flow_run_id=flow_run_id, updated_at=now(),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "shard_index"],
+        set_={"attempts": run_shards.c.attempts + 1, "flow_run_id": flow_run_id, "updated_at": now(),
+              "status": sa.case((run_shards.c.status == "completed", "completed"), else_="submitted")},
+    )
+    with engine.begin() as conn:
+        return conn.execute(stmt.returning(run_shards.c.attempts)).scalar_one()
+
+
+def complete_shard(
+    engine: Engine, run_id: uuid.UUID, shard_index: int, outcomes: list[dict[str, Any]],
+    flow_run_id: Optional[uuid.UUID], host: str,
+) -> None:
+    """Store a shard's per-video outcomes (written by the flow run that scored it)."""
+    values = {"status": "completed", "outcomes": outcomes, "flow_run_id": flow_run_id, "host": host,
+              "error": None, "updated_at": now()}
+    stmt = insert(run_shards).values(run_id=run_id, shard_index=shard_index, n_videos=len(outcomes), **values)
+    with engine.begin() as conn:
+        conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "shard_index"], set_=values))
+
+
+def fail_shard(engine: Engine, run_id: uuid.UUID, shard_index: int, error: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(run_shards.update()
+                     .where(run_shards.c.run_id == run_id, run_shards.c.shard_index == shard_index,
+                            run_shards.c.status != "completed")
+                     .values(status="failed", error=error, updated_at=now()))
+
+
+def shard_outcomes(conn: Connection, run_id: uuid.UUID, shard_index: int) -> Optional[list[dict[str, Any]]]:
+    """The outcomes of a completed shard, or None while it has none."""
+    return conn.execute(sa.select(run_shards.c.outcomes).where(
+        run_shards.c.run_id == run_id, run_shards.c.shard_index == shard_index,
+        run_shards.c.status == "completed")).scalar_one_or_none()
 
 
 def database_identity(conn: Connection) -> str:

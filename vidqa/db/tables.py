@@ -30,6 +30,21 @@ runs = sa.Table(
     sa.Column("n_scores_written", sa.Integer),
 )
 
+run_shards = sa.Table(
+    "run_shards",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("shard_index", sa.Integer, primary_key=True),
+    sa.Column("n_videos", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("flow_run_id", UUID(as_uuid=True)),
+    sa.Column("host", sa.Text),
+    sa.Column("outcomes", JSONB),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
 videos = sa.Table(
     "videos",
     metadata,

@@ -45,7 +45,22 @@ def build_scorer(
     return scorer
 
 
+def release_resident_scorers() -> None:
+    """Drop this process's resident scorers and their models (a fan-out parent loads them only
+    to name their configuration; the shards' processes load their own)."""
+    import gc
+
+    with _lock:
+        _resident.clear()
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 __all__ = [
+    "release_resident_scorers",
     "SCORERS", "Metric", "Resources", "ScoreItem", "Scorer", "ScorerConfig",
     "TechnicalConfig", "TechnicalScorer", "EMScoreConfig", "EMScoreScorer", "TextVideoConfig",
     "TextVideoScorer", "VideoAudioConfig", "VideoAudioScorer", "AestheticConfig", "AestheticScorer", "VideoScoreConfig",

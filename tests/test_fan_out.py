@@ -1,0 +1,371 @@
+"""Scale past one machine: `score-videos` fans its shards out as `score-shard` flow runs onto a
+process work pool served by two real `prefect worker start` processes, against a REAL local
+Prefect server and a real Postgres. Shown here: both workers take shards (the server's own
+worker events say which ran which); two overlapping runs of one source leave exactly one
+score per video and metric; a worker killed mid-shard (with its flow-run process, as when a
+machine dies) gets its run marked Crashed by the heartbeat automation of
+deployments/automations.yaml, the parent resubmits the shard, and every video ends scored
+exactly once. And the in-flow Dask task runner on a local Dask cluster gives the very scores
+of the thread runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import VIDEOS
+from prefect_server import REPO, prefect_cmd, prefect_server, stop_group, tail  # noqa: F401 (fixture)
+
+GOOD = ["counter.mp4", "fades.mp4", "video_90.mov", "videoscore_video1.mp4", "flipping_a_pancake.mkv",
+        "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4", "Bfyp0C02sko_000248_000258.mp4"]
+TECHNICAL_METRICS = {"luminance_mean", "luminance_min", "luminance_max", "sharpness", "mse_dyn", "ssim_dyn", "ssim_sim"}
+# The parent run as a user starts it from any machine with the API URL: a flow run in its own process.
+PARENT = ("import json, sys\n"
+          "from flows.score_videos import ScoreVideosParams, score_videos\n"
+          "summary = score_videos(ScoreVideosParams.model_validate_json(sys.argv[1]))\n"
+          "print('SUMMARY ' + json.dumps(summary))\n")
+
+
+def video_set(folder: Path, n: int) -> Path:
+    """``n`` distinct videos (their URIs differ) cycling over the shared sample videos."""
+    folder.mkdir()
+    for i in range(n):
+        name = GOOD[i % len(GOOD)]
+        (folder / f"v{i:02d}-{name}").symlink_to(VIDEOS / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shard_pool(prefect_server):
+    """The pool, the zombie automation and the score-shard deployment, created as documented."""
+    srv = prefect_server
+    srv.cli("work-pool", "create", "vidqa", "--type", "process")
+    srv.cli("automation", "create", "--from-file", "deployments/automations.yaml")
+    srv.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--name", "score-shard",
+            env=srv.client_env(VIDQA_PROJECT_DIR=str(REPO)))
+    dep = srv.get("/deployments/name/score-shard/score-shard")
+    assert dep["work_pool_name"] == "vidqa"
+    assert dep["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+    return srv
+
+
+class Workers:
+    """Process workers of the pool, each in its own session (so a kill takes its children too)."""
+
+    def __init__(self, srv, db_url: str, tmp_path: Path):
+        self.srv, self.db_url, self.tmp = srv, db_url, tmp_path
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return self.srv.client_env(
+            VIDQA_DATABASE_URL=self.db_url, VIDQA_PROJECT_DIR=str(REPO), VIDQA_HOME=str(self.tmp / "vidqa-home"),
+            PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_LOGGING_LEVEL="INFO", **extra,
+        )
+
+    def start(self, name: str, limit: int) -> None:
+        cwd = self.tmp / name  # not the checkout: the deployment's pull step enters it
+        cwd.mkdir()
+        with open(self.tmp / f"{name}.log", "wb") as log:
+            self.procs[name] = subprocess.Popen(
+                [*prefect_cmd(), "worker", "start", "--pool", "vidqa", "--name", name, "--limit", str(limit)],
+                cwd=cwd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL a worker and every process below it (its flow runs run in sessions of their own)."""
+        proc = self.procs[name]
+        victims = [proc.pid, *_descendants(proc.pid)]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=10)
+        return victims
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n} ---\n{tail(self.tmp / f'{n}.log', 3000)}" for n in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_group(proc, grace=10)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+@pytest.fixture
+def workers(shard_pool, migrated_db, tmp_path):
+    w = Workers(shard_pool, migrated_db, tmp_path)
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def start_parent(workers: Workers, params: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(params)], cwd=REPO,
+                            env=workers.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def parent_summary(proc: subprocess.Popen, workers: Workers, timeout: float) -> dict:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        shards = [(r["name"], r["state_name"], r["state"]["message"]) for r in workers.srv.post(
+            "/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["vidqa-shard"]}}, "limit": 200})]
+        raise AssertionError(f"parent run did not finish in {timeout} s\nshard runs: {shards}\n"
+                             f"automations: {workers.srv.post('/automations/filter', {})}\n"
+                             f"{out[-6000:]}\n{workers.logs()}")
+    lines = [line for line in out.splitlines() if line.startswith("SUMMARY ")]
+    assert proc.returncode == 0 and lines, f"parent exited {proc.returncode}\n{out[-6000:]}\n{workers.logs()}"
+    return json.loads(lines[-1][len("SUMMARY "):])
+
+
+def shard_runs(srv, run_id: str) -> list[dict]:
+    return srv.post("/flow_runs/filter", {"flow_runs": {"tags": {"all_": [f"vidqa-run-{run_id}"]}}, "limit": 200})
+
+
+def worker_of_runs(srv, since: datetime) -> dict[str, str]:
+    """flow run id -> name of the worker that submitted it, from the server's worker events."""
+    until = datetime.now(timezone.utc) + timedelta(minutes=1)
+    body = {"filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]},
+                       "occurred": {"since": since.isoformat(), "until": until.isoformat()}}, "limit": 50}
+    deadline, page = time.monotonic() + 20, {}
+    while time.monotonic() < deadline:  # events reach the store a moment after they are emitted
+        page = srv.post("/events/filter", body)
+        if page["events"]:
+            break
+        time.sleep(1)
+    events = page.get("events", [])
+    while page.get("next_page"):
+        page = srv.http.get(page["next_page"]).json()
+        events += page["events"]
+    out = {}
+    for ev in events:
+        worker = ev["resource"]["prefect.resource.name"]
+        for rel in ev["related"]:
+            if rel["prefect.resource.role"] == "flow-run":
+                out[rel["prefect.resource.id"].rsplit(".", 1)[1]] = worker
+    return out
+
+
+def scores_per_video_metric(db_url: str) -> dict[tuple[str, str], int]:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT v.uri, s.metric, count(*) FROM scores s JOIN clips c ON c.id = s.clip_id "
+                "JOIN videos v ON v.id = c.video_id GROUP BY v.uri, s.metric")).all()
+    finally:
+        engine.dispose()
+    return {(os.path.basename(uri), metric): n for uri, metric, n in rows}
+
+
+def run_shard_rows(db_url: str, run_id: str) -> list[dict]:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.text(
+                "SELECT * FROM run_shards WHERE run_id = :r ORDER BY shard_index"), {"r": run_id}).mappings()]
+    finally:
+        engine.dispose()
+
+
+def test_both_workers_take_shards_and_overlapping_runs_write_each_score_once(shard_pool, workers, migrated_db, tmp_path):
+    srv = shard_pool
+    source = video_set(tmp_path / "videos", 12)
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    workers.start("worker-a", limit=2)
+    workers.start("worker-b", limit=2)
+    params = {"source": str(source), "scorers": ["technical"], "technical": {"sampling": {"n": 4}},
+              "shard_size": 3, "fan_out": {"enabled": True, "max_in_flight": 4, "poll_seconds": 0.5}}
+    # Two runs of the same source at once: their shards race on the same videos.
+    first, second = start_parent(workers, params), start_parent(workers, params)
+    summaries = [parent_summary(first, workers, 420), parent_summary(second, workers, 420)]
+
+    for summary in summaries:
+        assert summary["n_videos"] == 12 and summary["n_failed"] == 0, summary
+        assert summary["n_scored"] + summary["n_skipped"] == 12, summary
+    # Every video scored (by one run or the other), and each score stored exactly once.
+    counts = scores_per_video_metric(migrated_db)
+    names = {p.name for p in source.iterdir()}
+    assert {name for name, _ in counts} == names
+    assert {metric for _, metric in counts} == TECHNICAL_METRICS
+    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
+    assert len(counts) == 12 * len(TECHNICAL_METRICS)
+
+    ran_by = worker_of_runs(srv, since)
+    for summary in summaries:
+        runs = shard_runs(srv, summary["run_id"])
+        assert len(runs) == 4 and {r["state_type"] for r in runs} == {"COMPLETED"}, runs
+        assert all(r["parent_task_run_id"] for r in runs)  # linked as subflows of the parent run
+        rows = run_shard_rows(migrated_db, summary["run_id"])
+        assert [r["shard_index"] for r in rows] == [0, 1, 2, 3]
+        assert all(r["status"] == "completed" and r["attempts"] == 1 and len(r["outcomes"]) == 3 for r in rows)
+        assert {str(r["flow_run_id"]) for r in rows} == {r["id"] for r in runs}
+        assert sorted(o["uri"] for r in rows for o in r["outcomes"]) == sorted(str(source / n) for n in names)
+    takers = {ran_by[r["id"]] for s in summaries for r in shard_runs(srv, s["run_id"])}
+    assert takers == {"worker-a", "worker-b"}, ran_by
+
+
+def test_killed_worker_shard_is_resubmitted_and_every_video_scored_once(shard_pool, workers, migrated_db, tmp_path):
+    srv = shard_pool
+    source = video_set(tmp_path / "videos", 16)
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    workers.start("worker-a", limit=1)
+    workers.start("worker-b", limit=1)
+    # Enough frames that a shard is still scoring when its worker dies.
+    params = {"source": str(source), "scorers": ["technical"], "technical": {"sampling": {"n": 48}},
+              "shard_size": 4, "fan_out": {"enabled": True, "max_in_flight": 4, "poll_seconds": 0.5,
+                                           "shard_retries": 2}}
+    parent = start_parent(workers, params)
+
+    # Kill worker-b (and its flow-run process) while one of its shard runs is Running.
+    victim_run, deadline = None, time.monotonic() + 240
+    while victim_run is None and time.monotonic() < deadline and parent.poll() is None:
+        running = srv.post("/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["vidqa-shard"]},
+                                                                "state": {"type": {"any_": ["RUNNING"]}}}})
+        if running:
+            ran_by = worker_of_runs(srv, since) if running else {}
+            victim_run = next((r for r in running if ran_by.get(r["id"]) == "worker-b"), None)
+        if victim_run is None:
+            time.sleep(0.3)
+    assert victim_run is not None, f"worker-b never ran a shard\n{workers.logs()}"
+    killed = workers.kill("worker-b")
+    assert len(killed) >= 2  # the worker and the flow-run process it started
+
+    summary = parent_summary(parent, workers, 300)
+    assert summary["n_videos"] == 16 and summary["n_failed"] == 0, summary
+    assert summary["n_scored"] + summary["n_skipped"] == 16, summary
+
+    # The killed run was marked Crashed by the heartbeat automation, not left Running.
+    victim = srv.get(f"/flow_runs/{victim_run['id']}")
+    assert victim["state_type"] == "CRASHED", victim["state"]
+    assert "heartbeat" in (victim["state"]["message"] or ""), victim["state"]
+    rows = run_shard_rows(migrated_db, summary["run_id"])
+    assert [r["status"] for r in rows] == ["completed"] * 4
+    [resubmitted] = [r for r in rows if r["attempts"] > 1]
+    assert resubmitted["attempts"] == 2
+    runs = shard_runs(srv, summary["run_id"])
+    assert len(runs) == 5  # four shards, one of them twice
+    assert str(resubmitted["flow_run_id"]) != victim_run["id"]
+    assert worker_of_runs(srv, since)[str(resubmitted["flow_run_id"])] == "worker-a"
+    assert victim_run["id"] in {r["id"] for r in runs}
+
+    counts = scores_per_video_metric(migrated_db)
+    assert {name for name, _ in counts} == {p.name for p in source.iterdir()}
+    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
+    assert len(counts) == 16 * len(TECHNICAL_METRICS)
+
+
+@pytest.fixture
+def second_db(pg_admin_url):
+    """A second fresh, migrated database on the same server."""
+    from sqlalchemy.engine import make_url
+
+    from vidqa.db import upgrade
+    from vidqa.db.engine import _engine_for
+
+    name = f"vidqa_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    upgrade("head", url)
+    try:
+        yield url
+    finally:
+        _engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _score_values(db_url: str) -> dict[tuple[str, str], float]:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT v.uri, s.metric, s.value FROM scores s JOIN clips c ON c.id = s.clip_id "
+                "JOIN videos v ON v.id = c.video_id")).all()
+    finally:
+        engine.dispose()
+    return {(os.path.basename(uri), metric): value for uri, metric, value in rows}
+
+
+def test_dask_task_runner_gives_the_thread_runners_scores(migrated_db, second_db, prefect_api_url,
+                                                         tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    from flows.runners import gpu_request, task_runner
+    from flows.score_videos import ScoreVideosParams, score_videos
+    from vidqa.config import Settings, reload_settings
+    from vidqa.pipeline import SCORER_CALLS
+
+    # The runner follows configuration: VIDQA_TASK_RUNNER=dask in a worker's environment.
+    probe = subprocess.run(
+        [sys.executable, "-c", "from flows.score_videos import score_videos; print(type(score_videos.task_runner).__name__)"],
+        cwd=REPO, env={**os.environ, "VIDQA_TASK_RUNNER": "dask"}, capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "DaskTaskRunner", probe.stderr[-3000:]
+    assert type(task_runner(Settings(task_runner_workers=3))).__name__ == "ThreadPoolTaskRunner"
+    assert task_runner(Settings(task_runner_workers=3))._max_workers == 3  # bounded
+
+    # GPU shards request the workers' declared GPU resource on an existing cluster only.
+    import dask
+
+    on_cluster = Settings(task_runner="dask", dask_address="tcp://127.0.0.1:8786", dask_gpu_resource="GPU")
+    with gpu_request(1.0, on_cluster):
+        assert dask.get_annotations() == {"resources": {"GPU": 1.0}}
+    with gpu_request(0.0, on_cluster):
+        assert "resources" not in dask.get_annotations()
+    with gpu_request(1.0, Settings(task_runner="thread")):
+        assert "resources" not in dask.get_annotations()
+
+    source = video_set(tmp_path / "videos", 6)
+    params = ScoreVideosParams(source=str(source), scorers=["technical"], technical={"sampling": {"n": 6}}, shard_size=2)
+    threaded = score_videos.with_options(task_runner=task_runner(Settings(task_runner="thread")))(params)
+    assert threaded["n_scored"] == 6
+    expected = _score_values(migrated_db)
+    assert len(expected) == 6 * len(TECHNICAL_METRICS)
+
+    # The same job in a fresh database, its shards on a local Dask cluster of two worker processes.
+    second = second_db
+    monkeypatch.setenv("VIDQA_DATABASE_URL", second)
+    reload_settings()
+    in_process = SCORER_CALLS.copy()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        on_dask = Settings(task_runner="dask", dask_address=cluster.scheduler_address)
+        summary = score_videos.with_options(task_runner=task_runner(on_dask))(params)
+        calls = client.run(lambda: dict(__import__("vidqa.pipeline").pipeline.SCORER_CALLS))
+    assert summary["n_scored"] == 6 and summary["n_failed"] == 0, summary
+    assert SCORER_CALLS == in_process  # nothing was scored in this process ...
+    assert sum(c.get("technical", 0) for c in calls.values()) == 6  # ... the Dask workers scored all six
+    assert _score_values(second) == expected  # identical values, not merely close
