@@ -1,4 +1,5 @@
-"""A real `prefect server start` for tests that deploy and run flows on workers.
+"""A real `prefect server start`, process workers of its pools, and parent runs started from
+the command line, for the tests and benchmarks that deploy and run flows on workers.
 
 The server runs on SQLite under a temporary PREFECT_HOME; `PrefectServer` gives its HTTP API
 and the environment of CLI clients and workers pointed at it.
@@ -6,6 +7,7 @@ and the environment of CLI clients and workers pointed at it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,10 +15,15 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
+
+from conftest import VIDEOS
+
 
 REPO = Path(__file__).resolve().parents[1]
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -73,9 +80,9 @@ class PrefectServer:
         return r.json() if r.content else None
 
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-server")
+@contextmanager
+def running_prefect_server(home: Path) -> Iterator[PrefectServer]:
+    """`prefect server start` on a free loopback port, healthy, stopped on exit."""
     srv = PrefectServer(home, free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(
@@ -107,6 +114,12 @@ def prefect_server(tmp_path_factory):
         stop_group(proc)
 
 
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as srv:
+        yield srv
+
+
 def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
     """Terminate a process started with start_new_session=True and all of its children."""
     if proc.poll() is not None:
@@ -119,5 +132,105 @@ def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
         proc.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+
+
+GOOD = ["counter.mp4", "fades.mp4", "video_90.mov", "videoscore_video1.mp4", "flipping_a_pancake.mkv",
+        "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4", "Bfyp0C02sko_000248_000258.mp4"]
+# The parent run as a user starts it from any machine with the API URL: a flow run in its own process.
+PARENT = ("import json, sys\n"
+          "from flows.score_videos import ScoreVideosParams, score_videos\n"
+          "summary = score_videos(ScoreVideosParams.model_validate_json(sys.argv[1]))\n"
+          "print('SUMMARY ' + json.dumps(summary))\n")
+
+
+def video_set(folder: Path, n: int) -> Path:
+    """``n`` distinct videos (their URIs differ) cycling over the shared sample videos."""
+    folder.mkdir()
+    for i in range(n):
+        name = GOOD[i % len(GOOD)]
+        (folder / f"v{i:02d}-{name}").symlink_to(VIDEOS / name)
+    return folder
+
+
+class Workers:
+    """Process workers of the pool, each in its own session (so a kill takes its children too)."""
+
+    def __init__(self, srv, db_url: str, tmp_path: Path):
+        self.srv, self.db_url, self.tmp = srv, db_url, tmp_path
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return self.srv.client_env(
+            VIDQA_DATABASE_URL=self.db_url, VIDQA_PROJECT_DIR=str(REPO), VIDQA_HOME=str(self.tmp / "vidqa-home"),
+            PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_LOGGING_LEVEL="INFO", **extra,
+        )
+
+    def start(self, name: str, limit: int) -> None:
+        cwd = self.tmp / name  # not the checkout: the deployment's pull step enters it
+        cwd.mkdir()
+        with open(self.tmp / f"{name}.log", "wb") as log:
+            self.procs[name] = subprocess.Popen(
+                [*prefect_cmd(), "worker", "start", "--pool", "vidqa", "--name", name, "--limit", str(limit)],
+                cwd=cwd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL a worker and every process below it (its flow runs run in sessions of their own)."""
+        proc = self.procs[name]
+        victims = [proc.pid, *_descendants(proc.pid)]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=10)
+        return victims
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n} ---\n{tail(self.tmp / f'{n}.log', 3000)}" for n in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_group(proc, grace=10)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def start_parent(workers: Workers, params: dict, **env: str) -> subprocess.Popen:
+    """A score-videos run started from the command line (with the workers' database and API)."""
+    return subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(params)], cwd=REPO,
+                            env=workers.env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def parent_summary(proc: subprocess.Popen, workers: Workers, timeout: float) -> dict:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        shards = [(r["name"], r["state_name"], r["state"]["message"]) for r in workers.srv.post(
+            "/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["vidqa-shard"]}}, "limit": 200})]
+        raise AssertionError(f"parent run did not finish in {timeout} s\nshard runs: {shards}\n"
+                             f"automations: {workers.srv.post('/automations/filter', {})}\n"
+                             f"{out[-6000:]}\n{workers.logs()}")
+    lines = [line for line in out.splitlines() if line.startswith("SUMMARY ")]
+    assert proc.returncode == 0 and lines, f"parent exited {proc.returncode}\n{out[-6000:]}\n{workers.logs()}"
+    return json.loads(lines[-1][len("SUMMARY "):])
 
 

@@ -11,41 +11,19 @@ of the thread runner.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import VIDEOS
-from prefect_server import REPO, prefect_cmd, prefect_server, stop_group, tail  # noqa: F401 (fixture)
+from prefect_server import REPO, Workers, parent_summary, prefect_server, start_parent, video_set  # noqa: F401 (fixture)
 
-GOOD = ["counter.mp4", "fades.mp4", "video_90.mov", "videoscore_video1.mp4", "flipping_a_pancake.mkv",
-        "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4", "Bfyp0C02sko_000248_000258.mp4"]
 TECHNICAL_METRICS = {"luminance_mean", "luminance_min", "luminance_max", "sharpness", "mse_dyn", "ssim_dyn", "ssim_sim"}
-# The parent run as a user starts it from any machine with the API URL: a flow run in its own process.
-PARENT = ("import json, sys\n"
-          "from flows.score_videos import ScoreVideosParams, score_videos\n"
-          "summary = score_videos(ScoreVideosParams.model_validate_json(sys.argv[1]))\n"
-          "print('SUMMARY ' + json.dumps(summary))\n")
-
-
-def video_set(folder: Path, n: int) -> Path:
-    """``n`` distinct videos (their URIs differ) cycling over the shared sample videos."""
-    folder.mkdir()
-    for i in range(n):
-        name = GOOD[i % len(GOOD)]
-        (folder / f"v{i:02d}-{name}").symlink_to(VIDEOS / name)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def shard_pool(prefect_server):
     """The pool, the zombie automation and the score-shard deployment, created as documented."""
@@ -60,64 +38,6 @@ def shard_pool(prefect_server):
     return srv
 
 
-class Workers:
-    """Process workers of the pool, each in its own session (so a kill takes its children too)."""
-
-    def __init__(self, srv, db_url: str, tmp_path: Path):
-        self.srv, self.db_url, self.tmp = srv, db_url, tmp_path
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return self.srv.client_env(
-            VIDQA_DATABASE_URL=self.db_url, VIDQA_PROJECT_DIR=str(REPO), VIDQA_HOME=str(self.tmp / "vidqa-home"),
-            PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_LOGGING_LEVEL="INFO", **extra,
-        )
-
-    def start(self, name: str, limit: int) -> None:
-        cwd = self.tmp / name  # not the checkout: the deployment's pull step enters it
-        cwd.mkdir()
-        with open(self.tmp / f"{name}.log", "wb") as log:
-            self.procs[name] = subprocess.Popen(
-                [*prefect_cmd(), "worker", "start", "--pool", "vidqa", "--name", name, "--limit", str(limit)],
-                cwd=cwd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-
-    def kill(self, name: str) -> list[int]:
-        """SIGKILL a worker and every process below it (its flow runs run in sessions of their own)."""
-        proc = self.procs[name]
-        victims = [proc.pid, *_descendants(proc.pid)]
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait(timeout=10)
-        return victims
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {n} ---\n{tail(self.tmp / f'{n}.log', 3000)}" for n in self.procs)
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            stop_group(proc, grace=10)
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 @pytest.fixture
 def workers(shard_pool, migrated_db, tmp_path):
     w = Workers(shard_pool, migrated_db, tmp_path)
@@ -125,27 +45,6 @@ def workers(shard_pool, migrated_db, tmp_path):
         yield w
     finally:
         w.stop()
-
-
-def start_parent(workers: Workers, params: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(params)], cwd=REPO,
-                            env=workers.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def parent_summary(proc: subprocess.Popen, workers: Workers, timeout: float) -> dict:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        shards = [(r["name"], r["state_name"], r["state"]["message"]) for r in workers.srv.post(
-            "/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["vidqa-shard"]}}, "limit": 200})]
-        raise AssertionError(f"parent run did not finish in {timeout} s\nshard runs: {shards}\n"
-                             f"automations: {workers.srv.post('/automations/filter', {})}\n"
-                             f"{out[-6000:]}\n{workers.logs()}")
-    lines = [line for line in out.splitlines() if line.startswith("SUMMARY ")]
-    assert proc.returncode == 0 and lines, f"parent exited {proc.returncode}\n{out[-6000:]}\n{workers.logs()}"
-    return json.loads(lines[-1][len("SUMMARY "):])
 
 
 def shard_runs(srv, run_id: str) -> list[dict]:
