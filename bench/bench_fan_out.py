@@ -104,6 +104,15 @@ def measure(srv, admin: str, tmp: Path, source: Path, n_workers: int, args) -> d
             "overhead_per_video": idle / args.videos, "overhead_share": idle / (slots * wall)}
 
 
+def run_all(srv, tmp: Path, args) -> list[dict]:
+    admin = admin_url(tmp)
+    srv.cli("work-pool", "create", "vidqa", "--type", "process")
+    srv.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--name", "score-shard",
+            env=srv.client_env(VIDQA_PROJECT_DIR=str(REPO)))
+    source = video_set(tmp / "videos", args.videos)
+    return [measure(srv, admin, tmp, source, n, args) for n in [0, *map(int, args.workers.split(","))]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=200)
@@ -113,14 +122,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "fan_out_cpu.md")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as t, running_prefect_server(Path(t) / "prefect") as srv:
-        tmp = Path(t)
-        admin = admin_url(tmp)
-        srv.cli("work-pool", "create", "vidqa", "--type", "process")
-        srv.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--name", "score-shard",
-                env=srv.client_env(VIDQA_PROJECT_DIR=str(REPO)))
-        source = video_set(tmp / "videos", args.videos)
-        rows = [measure(srv, admin, tmp, source, n, args) for n in [0, *map(int, args.workers.split(","))]]
+    with tempfile.TemporaryDirectory() as t:
+        (Path(t) / "prefect").mkdir()
+        with running_prefect_server(Path(t) / "prefect") as srv:
+            rows = run_all(srv, Path(t), args)
 
     base = rows[0]["wall"]
     one = next((r["wall"] for r in rows if r["workers"] == 1), None)

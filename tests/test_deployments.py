@@ -36,7 +36,7 @@ def deployed(prefect_server):
     srv.cli("concurrency-limit", "create", "vidqa-gpu", "1")
     out = srv.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all",
                   env=srv.client_env(VIDQA_PROJECT_DIR=str(REPO)))
-    names = ("score-videos", "ingest-new", "reference-stats", "distribution-metrics")
+    names = ("score-videos", "ingest-new", "score-shard", "reference-stats", "distribution-metrics")
     for name in names:
         assert f"{name}/{name}" in out.stdout, out.stdout
     return {name: srv.get(f"/deployments/name/{name}/{name}") for name in names}
@@ -45,6 +45,9 @@ def deployed(prefect_server):
 def test_deployments_schedule_and_form(prefect_server, deployed):
     srv = prefect_server
     score, ingest = deployed["score-videos"], deployed["ingest-new"]
+    for dep in deployed.values():  # heartbeats for the automation that crashes dead runs
+        assert dep["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30", dep["name"]
+    assert deployed["score-shard"]["entrypoint"] == "flows/score_shard.py:score_shard_flow"
     for dep in (score, ingest):
         assert dep["work_pool_name"] == "vidqa"
         assert "vidqa" in dep["tags"]
@@ -108,6 +111,10 @@ def test_deployments_schedule_and_form(prefect_server, deployed):
     assert set(props["scorers"]["items"]["enum"]) == SCORER_NAMES
     assert props["shard_size"]["title"] == "Shard size" and props["shard_size"]["minimum"] == 1
     assert props["technical"]["title"] == "Technical metrics" and props["videoscore"]["title"] == "VideoScore"
+    assert props["fan_out"]["title"] == "Fan-out"
+    fan_out = schema["definitions"][props["fan_out"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert {"enabled", "deployment", "max_in_flight", "shard_retries", "job_variables"} <= set(fan_out)
+    assert fan_out["enabled"]["default"] is False and fan_out["max_in_flight"]["minimum"] == 1
     assert all(p.get("title") for p in props.values()), [k for k, p in props.items() if not p.get("title")]
     assert "params" in ingest["parameter_openapi_schema"]["properties"]
 

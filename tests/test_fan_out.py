@@ -11,6 +11,7 @@ of the thread runner.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -268,3 +269,47 @@ def test_dask_task_runner_gives_the_thread_runners_scores(migrated_db, second_db
     assert SCORER_CALLS == in_process  # nothing was scored in this process ...
     assert sum(c.get("technical", 0) for c in calls.values()) == 6  # ... the Dask workers scored all six
     assert _score_values(second) == expected  # identical values, not merely close
+
+
+def test_kubernetes_example_is_consistent():
+    """deployments/kubernetes: every job variable the deployments set is a variable of the
+    pool's template, the GPU variable reaches the container's nvidia.com/gpu limit, and the
+    entrypoints exist. (Rendering with prefect-kubernetes was checked by hand: no cluster here.)"""
+    import yaml
+
+    folder = REPO / "deployments" / "kubernetes"
+    template = json.loads((folder / "base-job-template.json").read_text())
+    variables = template["variables"]["properties"]
+    container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpu_limit }}"
+    assert variables["gpu_limit"]["type"] == "integer" and variables["gpu_limit"]["default"] == 0
+    spec = yaml.safe_load((folder / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in spec["deployments"]}
+    assert set(by_name) == {"score-videos", "score-shard"}
+    for dep in by_name.values():
+        assert dep["work_pool"]["name"] == "vidqa-k8s"
+        assert set(dep["work_pool"]["job_variables"]) <= set(variables), dep["work_pool"]["job_variables"]
+        path, func = dep["entrypoint"].split(":")
+        assert f"def {func}(" in (REPO / path).read_text()
+        assert dep["work_pool"]["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+    assert by_name["score-shard"]["work_pool"]["job_variables"]["gpu_limit"] == 1
+    assert by_name["score-videos"]["parameters"]["params"]["fan_out"]["enabled"] is True
+
+
+def test_a_technical_shard_process_does_not_import_torch():
+    """Each fanned-out shard is a fresh process: scorer modules load on first use, so one that
+    runs only the technical scorer skips torch, open_clip and transformers (seconds per shard)."""
+    code = ("import sys\n"
+            "import flows.score_shard\n"
+            "from vidqa.scorers import build_scorer\n"
+            "from flows.score_shard import shard_gpus\n"
+            "build_scorer('technical', {})\n"
+            "assert shard_gpus([{'name': 'technical'}]) == 0\n"
+            "print(sorted(m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules))\n"
+            "assert shard_gpus([{'name': 'aesthetic'}]) > 0\n"
+            "print(sorted(m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    technical_only, with_aesthetic = out.stdout.split("\n")[:2]
+    assert technical_only == "[]"
+    assert with_aesthetic == "['torch']"  # a GPU scorer's module is imported when it is looked up

@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 import threading
+from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 from vidqa.scorers.base import Metric, Resources, ScoreItem, Scorer, ScorerConfig
-from vidqa.scorers.aesthetic import AestheticConfig, AestheticScorer
-from vidqa.scorers.emscore import EMScoreConfig, EMScoreScorer
-from vidqa.scorers.technical import TechnicalConfig, TechnicalScorer
-from vidqa.scorers.text_video import TextVideoConfig, TextVideoScorer
-from vidqa.scorers.video_audio import VideoAudioConfig, VideoAudioScorer
-from vidqa.scorers.videoscore import VideoScoreConfig, VideoScoreScorer
 
-SCORERS: dict[str, type[Scorer]] = {
-    cls.name: cls for cls in (TechnicalScorer, EMScoreScorer, TextVideoScorer, VideoAudioScorer, AestheticScorer,
-                             VideoScoreScorer)
+# name -> (module, scorer class, config class). Modules are imported on first use: a process
+# that runs only the technical scorer (a fanned-out shard, say) never imports torch.
+_SCORER_MODULES = {
+    "technical": ("vidqa.scorers.technical", "TechnicalScorer", "TechnicalConfig"),
+    "emscore": ("vidqa.scorers.emscore", "EMScoreScorer", "EMScoreConfig"),
+    "text_video": ("vidqa.scorers.text_video", "TextVideoScorer", "TextVideoConfig"),
+    "video_audio": ("vidqa.scorers.video_audio", "VideoAudioScorer", "VideoAudioConfig"),
+    "aesthetic": ("vidqa.scorers.aesthetic", "AestheticScorer", "AestheticConfig"),
+    "videoscore": ("vidqa.scorers.videoscore", "VideoScoreScorer", "VideoScoreConfig"),
 }
+_EXPORTS = {attr: module for module, *attrs in _SCORER_MODULES.values() for attr in attrs}
+
+
+class _Registry(Mapping[str, "type[Scorer]"]):
+    """Scorer names to classes, each imported when first looked up."""
+
+    def __getitem__(self, name: str) -> type[Scorer]:
+        module, scorer, _ = _SCORER_MODULES[name]
+        return getattr(importlib.import_module(module), scorer)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_SCORER_MODULES)
+
+    def __len__(self) -> int:
+        return len(_SCORER_MODULES)
+
+
+SCORERS: Mapping[str, type[Scorer]] = _Registry()
+
+
+def __getattr__(name: str) -> Any:
+    # `from vidqa.scorers import TechnicalConfig` imports that scorer's module only (PEP 562).
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _resident: dict[tuple[str, str, str], Scorer] = {}
 _lock = threading.Lock()
@@ -53,9 +82,8 @@ def release_resident_scorers() -> None:
     with _lock:
         _resident.clear()
     gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # no torch imported: no GPU memory to give back
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
