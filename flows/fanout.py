@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 from prefect import get_client, get_run_logger
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
@@ -63,6 +64,14 @@ def fan_out(
     in_flight: dict[uuid.UUID, int] = {}
     parent_name = flow_run.name or "score-videos"
     with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(cfg.deployment)
+        except ObjectNotFound:
+            raise ValueError(
+                f"fan-out needs the deployment {cfg.deployment!r} on this Prefect server ({client.api_url}); "
+                "deploy it from the repository root: prefect deploy --prefect-file deployments/prefect.yaml "
+                "--name score-shard"
+            ) from None
         while pending or in_flight:
             while pending and len(in_flight) < cfg.max_in_flight:
                 i = pending.popleft()
@@ -84,11 +93,13 @@ def fan_out(
                 if child.state is None or not child.state.is_final():
                     continue
                 i = in_flight.pop(child.id)
+                # Recorded outcomes count whatever the run's final state: a run can crash after
+                # writing them (or an earlier attempt, taken for dead, can finish after all).
+                outcomes = read_outcomes(run_id, i)
+                if outcomes is not None:
+                    on_shard_done(i, outcomes)
+                    continue
                 if child.state.is_completed():
-                    outcomes = read_outcomes(run_id, i)
-                    if outcomes is not None:
-                        on_shard_done(i, outcomes)
-                        continue
                     reason = "its run completed without recording outcomes"
                 else:
                     reason = f"its run {child.name} ended {child.state.name}: {child.state.message or ''}".strip()

@@ -313,3 +313,14 @@ def test_a_technical_shard_process_does_not_import_torch():
     technical_only, with_aesthetic = out.stdout.split("\n")[:2]
     assert technical_only == "[]"
     assert with_aesthetic == "['torch']"  # a GPU scorer's module is imported when it is looked up
+
+
+def test_fan_out_without_the_shard_deployment_fails_with_how_to_deploy_it(migrated_db, prefect_api_url, tmp_path):
+    from flows.score_videos import ScoreVideosParams, score_videos
+
+    source = video_set(tmp_path / "videos", 2)
+    params = ScoreVideosParams(source=str(source), scorers=["technical"], fan_out={"enabled": True})
+    state = score_videos(params, return_state=True)
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "'score-shard/score-shard'" in message and "prefect deploy --prefect-file deployments/prefect.yaml" in message

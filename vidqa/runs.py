@@ -1,8 +1,10 @@
-"""Run bookkeeping used by the flows: open a run (after migrating), close it with its summary."""
+"""Run bookkeeping used by the flows: open a run (after migrating), close it with its summary,
+and record the shards of a fanned-out run."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from typing import Any, Optional
 
@@ -34,8 +36,6 @@ def submit_shard(run_id: str, shard_index: int, n_videos: int, flow_run_id: str)
 
 
 def complete_shard(run_id: str, shard_index: int, outcomes: list[dict[str, Any]], flow_run_id: Optional[str]) -> None:
-    import socket
-
     repo.complete_shard(get_engine(), uuid.UUID(run_id), shard_index, outcomes,
                         uuid.UUID(str(flow_run_id)) if flow_run_id else None, socket.gethostname())
 
