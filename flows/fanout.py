@@ -21,7 +21,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from flows.score_shard import ScoreShardParams
+from flows.score_shard import ScoreShardParams, failed_outcomes
 from tasks.shards import read_outcomes, record_failed, record_submitted
 
 
@@ -45,10 +45,6 @@ class FanOutParams(BaseModel):
         default_factory=dict, title="Job variables",
         description="Work-pool job variables of each shard run (env, image, resource requests, ...).",
     )
-
-
-def _failed(refs: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
-    return [{"uri": r["uri"], "status": "failed", "reason": reason, "scores_written": 0} for r in refs]
 
 
 def fan_out(
@@ -110,4 +106,4 @@ def fan_out(
                 else:
                     logger.error("shard %d failed after %d attempts: %s", i, attempts[i], reason)
                     record_failed(run_id, i, reason)
-                    on_shard_done(i, _failed(shards[i], f"shard failed: {reason}"))
+                    on_shard_done(i, failed_outcomes(shards[i], f"shard failed: {reason}"))

@@ -44,15 +44,18 @@ def shard_task_for(specs: list[dict[str, Any]]):
                                     result_storage=result_storage())
 
 
+def failed_outcomes(refs: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+    """The outcomes of a shard that never finished: each video reported failed, not lost (the
+    ledger lets the next run pick them up)."""
+    return [{"uri": r["uri"], "status": "failed", "reason": reason, "scores_written": 0} for r in refs]
+
+
 def shard_outcomes(future, shard_task, refs, specs, run_id, clips, aws_credentials_block) -> list[dict[str, Any]]:
     """Per-video outcomes of a submitted shard task, whatever its final state."""
     future.wait()  # as_completed can yield before the future's final state is read back
     state = future.state
-    if not state.is_completed():
-        # A shard that crashed after its retries: its videos are reported, not lost; the
-        # ledger lets the next run pick them up.
-        reason = f"shard failed: {state.message or state.name}"
-        return [{"uri": r["uri"], "status": "failed", "reason": reason, "scores_written": 0} for r in refs]
+    if not state.is_completed():  # a shard that crashed after its retries
+        return failed_outcomes(refs, f"shard failed: {state.message or state.name}")
     outcomes = future.result()["outcomes"]
     if state.name != "Cached":
         return outcomes

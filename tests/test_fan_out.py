@@ -153,7 +153,7 @@ def test_killed_worker_shard_is_resubmitted_and_every_video_scored_once(shard_po
         running = srv.post("/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["vidqa-shard"]},
                                                                 "state": {"type": {"any_": ["RUNNING"]}}}})
         if running:
-            ran_by = worker_of_runs(srv, since) if running else {}
+            ran_by = worker_of_runs(srv, since)
             victim_run = next((r for r in running if ran_by.get(r["id"]) == "worker-b"), None)
         if victim_run is None:
             time.sleep(0.3)
