@@ -77,7 +77,7 @@ def fan_out(
                 child = run_deployment(
                     cfg.deployment, parameters={"params": params.model_dump(mode="json")}, timeout=0,
                     flow_run_name=f"{parent_name}-shard-{i:04d}-try-{attempts[i]}",
-                    tags=["vidqa-shard", f"vidqa-run-{run_id}"],
+                    tags=["vidqa", "vidqa-shard", f"vidqa-run-{run_id}"],
                     # a retried parent gets the same child runs back rather than duplicates
                     idempotency_key=f"vidqa-run-{run_id}-shard-{i}-try-{attempts[i]}",
                     job_variables=cfg.job_variables or None,
