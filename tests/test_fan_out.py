@@ -76,26 +76,23 @@ def worker_of_runs(srv, since: datetime) -> dict[str, str]:
     return out
 
 
-def scores_per_video_metric(db_url: str) -> dict[tuple[str, str], int]:
+def query(db_url: str, sql: str, **params) -> list[dict]:
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT v.uri, s.metric, count(*) FROM scores s JOIN clips c ON c.id = s.clip_id "
-                "JOIN videos v ON v.id = c.video_id GROUP BY v.uri, s.metric")).all()
+            return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
     finally:
         engine.dispose()
-    return {(os.path.basename(uri), metric): n for uri, metric, n in rows}
+
+
+def scores_per_video_metric(db_url: str) -> dict[tuple[str, str], int]:
+    rows = query(db_url, "SELECT v.uri, s.metric, count(*) AS n FROM scores s JOIN clips c ON c.id = s.clip_id "
+                         "JOIN videos v ON v.id = c.video_id GROUP BY v.uri, s.metric")
+    return {(os.path.basename(r["uri"]), r["metric"]): r["n"] for r in rows}
 
 
 def run_shard_rows(db_url: str, run_id: str) -> list[dict]:
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r) for r in conn.execute(sa.text(
-                "SELECT * FROM run_shards WHERE run_id = :r ORDER BY shard_index"), {"r": run_id}).mappings()]
-    finally:
-        engine.dispose()
+    return query(db_url, "SELECT * FROM run_shards WHERE run_id = :r ORDER BY shard_index", r=run_id)
 
 
 def test_both_workers_take_shards_and_overlapping_runs_write_each_score_once(shard_pool, workers, migrated_db, tmp_path):
@@ -134,10 +131,7 @@ def test_both_workers_take_shards_and_overlapping_runs_write_each_score_once(sha
         assert sorted(o["uri"] for r in rows for o in r["outcomes"]) == sorted(str(source / n) for n in names)
     # The automation touches vidqa's tagged runs only: these parents, started from the command
     # line with Prefect's default 180 s heartbeat, are not taken for dead.
-    engine = sa.create_engine(migrated_db)
-    with engine.connect() as conn:
-        parents = [str(r) for r in conn.execute(sa.text("SELECT flow_run_id FROM runs")).scalars()]
-    engine.dispose()
+    parents = [str(r["flow_run_id"]) for r in query(migrated_db, "SELECT flow_run_id FROM runs")]
     assert [srv.get(f"/flow_runs/{p}")["state_type"] for p in parents] == ["COMPLETED", "COMPLETED"]
     takers = {ran_by[r["id"]] for s in summaries for r in shard_runs(srv, s["run_id"])}
     assert takers == {"worker-a", "worker-b"}, ran_by
@@ -217,15 +211,9 @@ def second_db(pg_admin_url):
 
 
 def _score_values(db_url: str) -> dict[tuple[str, str], float]:
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT v.uri, s.metric, s.value FROM scores s JOIN clips c ON c.id = s.clip_id "
-                "JOIN videos v ON v.id = c.video_id")).all()
-    finally:
-        engine.dispose()
-    return {(os.path.basename(uri), metric): value for uri, metric, value in rows}
+    rows = query(db_url, "SELECT v.uri, s.metric, s.value FROM scores s JOIN clips c ON c.id = s.clip_id "
+                         "JOIN videos v ON v.id = c.video_id")
+    return {(os.path.basename(r["uri"]), r["metric"]): r["value"] for r in rows}
 
 
 def test_dask_task_runner_gives_the_thread_runners_scores(migrated_db, second_db, prefect_api_url,
