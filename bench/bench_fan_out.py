@@ -23,7 +23,6 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -33,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from conftest import fresh_database  # noqa: E402
 from prefect_server import REPO, Workers, parent_summary, running_prefect_server, start_parent, video_set  # noqa: E402
+from vidqa.db import upgrade  # noqa: E402
 
 
 def admin_url(tmp: Path) -> str:
@@ -48,45 +49,32 @@ def admin_url(tmp: Path) -> str:
         drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def fresh_database(admin: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    from vidqa.db import upgrade
-
-    name = f"vidqa_bench_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    upgrade("head", url)
-    return url
-
-
 def seconds(run: dict) -> float:
     return (datetime.fromisoformat(run["end_time"]) - datetime.fromisoformat(run["start_time"])).total_seconds()
 
 
 def measure(srv, admin: str, tmp: Path, source: Path, n_workers: int, args) -> dict:
-    db = fresh_database(admin)
-    workers = Workers(srv, db, tmp / f"run-{n_workers}")
-    workers.tmp.mkdir()
-    try:
-        for w in range(n_workers):
-            workers.start(f"worker-{w}", limit=1)
-        time.sleep(3)  # workers registered before the job starts
-        params = {"source": str(source), "scorers": ["technical"], "technical": {"sampling": {"n": args.frames}},
-                  "shard_size": args.shard_size,
-                  "fan_out": {"enabled": n_workers > 0, "max_in_flight": 2 * max(n_workers, 1), "poll_seconds": 1}}
-        # The baseline scores one shard at a time in its own process, as one worker does.
-        summary = parent_summary(start_parent(workers, params, VIDQA_TASK_RUNNER_WORKERS="1"), workers, 3600)
-    finally:
-        workers.stop()
+    with fresh_database(admin) as db:
+        upgrade("head", db)
+        workers = Workers(srv, db, tmp / f"run-{n_workers}")
+        workers.tmp.mkdir()
+        try:
+            for w in range(n_workers):
+                workers.start(f"worker-{w}", limit=1)
+            time.sleep(3)  # workers registered before the job starts
+            params = {"source": str(source), "scorers": ["technical"],
+                      "technical": {"sampling": {"n": args.frames}}, "shard_size": args.shard_size,
+                      "fan_out": {"enabled": n_workers > 0, "max_in_flight": 2 * max(n_workers, 1),
+                                  "poll_seconds": 1}}
+            # The baseline scores one shard at a time in its own process, as one worker does.
+            summary = parent_summary(start_parent(workers, params, VIDQA_TASK_RUNNER_WORKERS="1"), workers, 3600)
+        finally:
+            workers.stop()
+        engine = sa.create_engine(db)
+        with engine.connect() as conn:
+            parent_id = str(conn.execute(sa.text("SELECT flow_run_id FROM runs")).scalar_one())
+        engine.dispose()
     assert summary["n_scored"] == args.videos and summary["n_failed"] == 0, summary
-    engine = sa.create_engine(db)
-    with engine.connect() as conn:
-        parent_id = str(conn.execute(sa.text("SELECT flow_run_id FROM runs")).scalar_one())
-    engine.dispose()
     parent = srv.get(f"/flow_runs/{parent_id}")
     flow_ids = [parent_id]
     if n_workers:

@@ -14,8 +14,8 @@ _LEDGER = dict(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
 
 
 @task(name="submit-shard-record", **_LEDGER)
-def record_submitted(run_id: str, shard_index: int, n_videos: int, flow_run_id: str) -> int:
-    return runs.submit_shard(run_id, shard_index, n_videos, flow_run_id)
+def record_submitted(run_id: str, shard_index: int, n_videos: int, flow_run_id: str) -> None:
+    runs.submit_shard(run_id, shard_index, n_videos, flow_run_id)
 
 
 @task(name="complete-shard-record", **_LEDGER)

@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -52,28 +54,37 @@ def pg_admin_url(tmp_path_factory) -> str:
     srv.cleanup()
 
 
-@pytest.fixture
-def database_url(pg_admin_url, monkeypatch) -> str:
-    """A fresh, empty database on the real server for one test; exported as VIDQA_DATABASE_URL."""
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``admin_url``, dropped on exit."""
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
     name = f"vidqa_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
-    monkeypatch.setenv("VIDQA_DATABASE_URL", url)
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from vidqa.db.engine import _engine_for
+
+        _engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(pg_admin_url, monkeypatch) -> str:
+    """A fresh, empty database on the real server for one test; exported as VIDQA_DATABASE_URL."""
     from vidqa.config import reload_settings
 
-    reload_settings()
-    yield url
-    from vidqa.db.engine import _engine_for
-
-    _engine_for(url).dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(pg_admin_url) as url:
+        monkeypatch.setenv("VIDQA_DATABASE_URL", url)
+        reload_settings()
+        yield url
     reload_settings()
 
 

@@ -16,12 +16,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from conftest import fresh_database
 from prefect_server import REPO, Workers, parent_summary, prefect_server, start_parent, video_set  # noqa: F401 (fixture)
 
 TECHNICAL_METRICS = {"luminance_mean", "luminance_min", "luminance_max", "sharpness", "mse_dyn", "ssim_dyn", "ssim_sim"}
@@ -95,6 +95,19 @@ def run_shard_rows(db_url: str, run_id: str) -> list[dict]:
     return query(db_url, "SELECT * FROM run_shards WHERE run_id = :r ORDER BY shard_index", r=run_id)
 
 
+def assert_each_video_scored_once(db_url: str, source, summaries: list[dict]) -> None:
+    """Every run saw every video without a failure, and each (video, metric) has one score."""
+    names = {p.name for p in source.iterdir()}
+    for summary in summaries:
+        assert summary["n_videos"] == len(names) and summary["n_failed"] == 0, summary
+        assert summary["n_scored"] + summary["n_skipped"] == len(names), summary
+    counts = scores_per_video_metric(db_url)
+    assert {name for name, _ in counts} == names
+    assert {metric for _, metric in counts} == TECHNICAL_METRICS
+    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
+    assert len(counts) == len(names) * len(TECHNICAL_METRICS)
+
+
 def test_both_workers_take_shards_and_overlapping_runs_write_each_score_once(shard_pool, workers, migrated_db, tmp_path):
     srv = shard_pool
     source = video_set(tmp_path / "videos", 12)
@@ -107,16 +120,10 @@ def test_both_workers_take_shards_and_overlapping_runs_write_each_score_once(sha
     first, second = start_parent(workers, params), start_parent(workers, params)
     summaries = [parent_summary(first, workers, 420), parent_summary(second, workers, 420)]
 
-    for summary in summaries:
-        assert summary["n_videos"] == 12 and summary["n_failed"] == 0, summary
-        assert summary["n_scored"] + summary["n_skipped"] == 12, summary
     # Every video scored (by one run or the other), and each score stored exactly once.
-    counts = scores_per_video_metric(migrated_db)
+    assert len(list(source.iterdir())) == 12
+    assert_each_video_scored_once(migrated_db, source, summaries)
     names = {p.name for p in source.iterdir()}
-    assert {name for name, _ in counts} == names
-    assert {metric for _, metric in counts} == TECHNICAL_METRICS
-    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
-    assert len(counts) == 12 * len(TECHNICAL_METRICS)
 
     ran_by = worker_of_runs(srv, since)
     for summary in summaries:
@@ -164,8 +171,8 @@ def test_killed_worker_shard_is_resubmitted_and_every_video_scored_once(shard_po
     assert len(killed) >= 2  # the worker and the flow-run process it started
 
     summary = parent_summary(parent, workers, 300)
-    assert summary["n_videos"] == 16 and summary["n_failed"] == 0, summary
-    assert summary["n_scored"] + summary["n_skipped"] == 16, summary
+    assert len(list(source.iterdir())) == 16
+    assert_each_video_scored_once(migrated_db, source, [summary])
 
     # The killed run was marked Crashed by the heartbeat automation, not left Running.
     victim = srv.get(f"/flow_runs/{victim_run['id']}")
@@ -181,33 +188,15 @@ def test_killed_worker_shard_is_resubmitted_and_every_video_scored_once(shard_po
     assert worker_of_runs(srv, since)[str(resubmitted["flow_run_id"])] == "worker-a"
     assert victim_run["id"] in {r["id"] for r in runs}
 
-    counts = scores_per_video_metric(migrated_db)
-    assert {name for name, _ in counts} == {p.name for p in source.iterdir()}
-    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
-    assert len(counts) == 16 * len(TECHNICAL_METRICS)
-
 
 @pytest.fixture
 def second_db(pg_admin_url):
     """A second fresh, migrated database on the same server."""
-    from sqlalchemy.engine import make_url
-
     from vidqa.db import upgrade
-    from vidqa.db.engine import _engine_for
 
-    name = f"vidqa_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
-    upgrade("head", url)
-    try:
+    with fresh_database(pg_admin_url) as url:
+        upgrade("head", url)
         yield url
-    finally:
-        _engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _score_values(db_url: str) -> dict[tuple[str, str], float]:

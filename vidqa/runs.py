@@ -30,9 +30,9 @@ def close_run(summary: RunSummary) -> None:
         logging.getLogger(__name__).warning("wide views not refreshed (run `vidqa db refresh-views`): %s", exc)
 
 
-def submit_shard(run_id: str, shard_index: int, n_videos: int, flow_run_id: str) -> int:
-    """Record a shard's submission as a flow run; returns how many times it was submitted."""
-    return repo.submit_shard(get_engine(), uuid.UUID(run_id), shard_index, n_videos, uuid.UUID(str(flow_run_id)))
+def submit_shard(run_id: str, shard_index: int, n_videos: int, flow_run_id: str) -> None:
+    """Record a shard's submission as a flow run."""
+    repo.submit_shard(get_engine(), uuid.UUID(run_id), shard_index, n_videos, uuid.UUID(str(flow_run_id)))
 
 
 def complete_shard(run_id: str, shard_index: int, outcomes: list[dict[str, Any]], flow_run_id: Optional[str]) -> None:

@@ -57,9 +57,9 @@ def finish_run(engine: Engine, run_id: uuid.UUID, status: str, counts: dict[str,
         )
 
 
-def submit_shard(engine: Engine, run_id: uuid.UUID, shard_index: int, n_videos: int, flow_run_id: uuid.UUID) -> int:
-    """Record that a flow run was submitted for a shard; returns the shard's attempt count.
-    A shard that already completed keeps its outcomes (a resubmission can only add)."""
+def submit_shard(engine: Engine, run_id: uuid.UUID, shard_index: int, n_videos: int, flow_run_id: uuid.UUID) -> None:
+    """Record that a flow run was submitted for a shard (counting its attempts). A shard that
+    already completed keeps its outcomes (a resubmission can only add)."""
     stmt = insert(run_shards).values(
         run_id=run_id, shard_index=shard_index, n_videos=n_videos, status="submitted", attempts=1,
         flow_run_id=flow_run_id, updated_at=now(),
@@ -70,7 +70,7 @@ def submit_shard(engine: Engine, run_id: uuid.UUID, shard_index: int, n_videos: 
               "status": sa.case((run_shards.c.status == "completed", "completed"), else_="submitted")},
     )
     with engine.begin() as conn:
-        return conn.execute(stmt.returning(run_shards.c.attempts)).scalar_one()
+        conn.execute(stmt)
 
 
 def complete_shard(
