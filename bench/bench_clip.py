@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidqa.metrics.emscore import emscore  # noqa: E402
-from vidqa.frames import iter_frames  # noqa: E402
-from vidqa.models.clip import encode_images, encode_pixels, encode_text_tokens, load_clip  # noqa: E402
-from vidqa.probe import probe_video  # noqa: E402
-from vidqa.sampling import SamplingSpec  # noqa: E402
+from vidqa.video.decode import iter_frames  # noqa: E402
+from vidqa.models.clip_model import encode_images, encode_pixels, encode_text_tokens, load_clip  # noqa: E402
+from vidqa.video.probe import probe_video  # noqa: E402
+from vidqa.video.sampling import SamplingSpec  # noqa: E402
 from vidqa.scorers.base import ScoreItem  # noqa: E402
 from vidqa.scorers.emscore import EMScoreScorer  # noqa: E402
 
@@ -95,7 +95,7 @@ def emscore_rows(device: str) -> tuple[list[tuple], float, float, float]:
     spec = SamplingSpec(method="every_n_seconds", seconds=1.0)
     config = {"clip": {"model": "ViT-B-32", "pretrained": None}, "sampling": spec.model_dump(), "idf": False,
               "runtime": {"device": device, "batch_size": 64}}
-    scorer = EMScoreScorer(config)
+    scorer = EMScoreScorer(config).setup()
     t = time.perf_counter()
     items = decode_items(spec)
     decode_s = time.perf_counter() - t  # probe + vidqa's seeking decode
@@ -105,14 +105,14 @@ def emscore_rows(device: str) -> tuple[list[tuple], float, float, float]:
     probe_s = time.perf_counter() - t
     n_frames = sum(len(i.frames) for i in items)
 
-    naive_emscore(scorer.clip, items[:1])  # warm-up
+    naive_emscore(scorer.clip_model, items[:1])  # warm-up
     sync(device)
     t = time.perf_counter()
-    naive = naive_emscore(scorer.clip, items)
+    naive = naive_emscore(scorer.clip_model, items)
     sync(device)
     naive_s = time.perf_counter() - t + decode_s
     t = time.perf_counter()
-    operator = naive_emscore(scorer.clip, items, decode_sequentially=True)
+    operator = naive_emscore(scorer.clip_model, items, decode_sequentially=True)
     sync(device)
     operator_s = time.perf_counter() - t + probe_s
 

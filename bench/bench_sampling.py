@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidqa.frames import decode_frames  # noqa: E402
-from vidqa.probe import probe_video  # noqa: E402
-from vidqa.sampling import SamplingSpec  # noqa: E402
+from vidqa.video.decode import decode_frames  # noqa: E402
+from vidqa.video.probe import probe_video  # noqa: E402
+from vidqa.video.sampling import SamplingSpec  # noqa: E402
 
 SAMPLERS = {
     "uniform(3)": SamplingSpec(method="uniform", n=3),

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from detector_fixtures import write_tiny_detectors  # noqa: E402
 from vidqa.metrics import distribution as dist  # noqa: E402
 from vidqa.models.detectors import load_detector  # noqa: E402
-from vidqa.probe import probe_video  # noqa: E402
-from vidqa.set_features import FeatureSpec, SetMember, extract_features  # noqa: E402
-from vidqa.set_sampling import clip_frame_indices, member_rng  # noqa: E402
+from vidqa.video.probe import probe_video  # noqa: E402
+from vidqa.sets.features import FeatureSpec, SetMember, extract_features  # noqa: E402
+from vidqa.sets.sampling import clip_frame_indices, member_rng  # noqa: E402
 from vidqa.storage import Storage  # noqa: E402
-from vidqa.storage.local import sha256_of_file  # noqa: E402
+from vidqa.storage.local import local_content_id  # noqa: E402
 
 H, W, N_FRAMES = 240, 320, 16
 
@@ -86,7 +86,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     for frames in (int(f) for f in args.frames.split(",")):
         paths = make_videos(tmp / f"videos{frames}", args.videos, frames)
-        members = [SetMember(str(p), sha256_of_file(str(p))) for p in paths]
+        members = [SetMember(str(p), local_content_id(str(p))) for p in paths]
         spec = FeatureSpec(detector.name, detector.sha256, "features", "clip", N_FRAMES, 1, "random", H, W,
                            len(members), 0)
         for p in paths:  # warm the page cache for both contenders

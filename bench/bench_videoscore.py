@@ -80,8 +80,8 @@ def child(args: argparse.Namespace) -> dict:
     import torch
 
     from vidqa.models.videoscore import DEFAULT_SPECS, VideoScoreModel, head_class
-    from vidqa.probe import probe_video
-    from vidqa.sampling import linspace_positions
+    from vidqa.video.probe import probe_video
+    from vidqa.video.sampling import linspace_positions
 
     torch.manual_seed(0)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
@@ -102,7 +102,7 @@ def child(args: argparse.Namespace) -> dict:
         positions = linspace_positions(probe, args.frames)
     else:
         positions = linspace_positions(probe, args.frames, fps=spec.fps, rounding="nearest", multiple=2, min_frames=4)
-    from vidqa.frames import decode_frames
+    from vidqa.video.decode import decode_frames
 
     unique = np.unique(positions)
     frames = decode_frames(str(VIDEO), probe, unique).at(positions)

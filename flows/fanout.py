@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from prefect import get_client, get_run_logger
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -21,8 +21,9 @@ from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from flows.score_shard import ScoreShardParams, failed_outcomes
 from tasks.shards import read_outcomes, record_failed, record_submitted
+from vidqa.scoring.job import ShardJob
+from vidqa.scoring.outcomes import VideoOutcome, failed_outcomes
 
 
 class FanOutParams(BaseModel):
@@ -47,16 +48,13 @@ class FanOutParams(BaseModel):
     )
 
 
-def fan_out(
-    cfg: FanOutParams, shards: list[list[dict[str, Any]]], specs: list[dict[str, Any]], run_id: str,
-    clips: dict[str, Any], aws_credentials_block: Optional[str],
-    on_shard_done: Callable[[int, list[dict[str, Any]]], None],
-) -> None:
-    """Run every shard as a flow run of ``cfg.deployment``; call ``on_shard_done(index,
+def fan_out(cfg: FanOutParams, jobs: list[ShardJob], on_shard_done: Callable[[int, list[VideoOutcome]], None]) -> None:
+    """Run every shard job as a flow run of ``cfg.deployment``; call ``on_shard_done(index,
     outcomes)`` as each one ends (completed, or failed after its resubmissions)."""
     logger = get_run_logger()
-    pending = deque(range(len(shards)))
-    attempts = [0] * len(shards)
+    pending = deque(range(len(jobs)))
+    attempts = [0] * len(jobs)
+    run_id = jobs[0].run_id if jobs else ""
     in_flight: dict[uuid.UUID, int] = {}
     parent_name = flow_run.name or "score-videos"
     with get_client(sync_client=True) as client:
@@ -72,17 +70,15 @@ def fan_out(
             while pending and len(in_flight) < cfg.max_in_flight:
                 i = pending.popleft()
                 attempts[i] += 1
-                params = ScoreShardParams(run_id=run_id, shard_index=i, refs=shards[i], scorers=specs, clips=clips,
-                                          aws_credentials_block=aws_credentials_block)
                 child = run_deployment(
-                    cfg.deployment, parameters={"params": params.model_dump(mode="json")}, timeout=0,
+                    cfg.deployment, parameters={"job": jobs[i].model_dump(mode="json")}, timeout=0,
                     flow_run_name=f"{parent_name}-shard-{i:04d}-try-{attempts[i]}",
                     tags=["vidqa", "vidqa-shard", f"vidqa-run-{run_id}"],
                     # a retried parent gets the same child runs back rather than duplicates
                     idempotency_key=f"vidqa-run-{run_id}-shard-{i}-try-{attempts[i]}",
                     job_variables=cfg.job_variables or None,
                 )
-                record_submitted(run_id, i, len(shards[i]), str(child.id))
+                record_submitted(run_id, i, len(jobs[i].refs), str(child.id))
                 in_flight[child.id] = i
             time.sleep(cfg.poll_seconds)
             for child in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(in_flight)))):
@@ -106,4 +102,4 @@ def fan_out(
                 else:
                     logger.error("shard %d failed after %d attempts: %s", i, attempts[i], reason)
                     record_failed(run_id, i, reason)
-                    on_shard_done(i, failed_outcomes(shards[i], f"shard failed: {reason}"))
+                    on_shard_done(i, failed_outcomes([r.uri for r in jobs[i].refs], f"shard failed: {reason}"))

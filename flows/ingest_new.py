@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.runners import task_runner
-from flows.score_videos import ScoreVideosParams, score_refs
+from flows.score_videos import ScoreVideosParams, finish_run, run_shards
 from tasks.scoring import find_unfinished, list_videos, open_run, prepare_scorers
+from vidqa.scoring.outcomes import RunSummary
 
 
 class IngestNewParams(ScoreVideosParams):
@@ -19,17 +19,17 @@ class IngestNewParams(ScoreVideosParams):
 
 
 @flow(name="ingest-new", task_runner=task_runner())
-def ingest_new(params: IngestNewParams) -> dict[str, Any]:
+def ingest_new(params: IngestNewParams) -> RunSummary:
     """List a source, keep the objects not yet scored with the current configuration (new
     keys, changed ETags, new scorers or settings, transient failures), and score only those."""
     started = time.perf_counter()
-    logger = get_run_logger()
     run_id = open_run(params.source, params.model_dump(mode="json"), flow_run.id, flow_run.flow_name or "ingest-new")
     listed = list_videos(params.source, params.video_key, params.aws_credentials_block)
+    # Scorer context (EMScore's IDF) is that of the whole listing, so the new videos are
+    # scored with the very configuration the ledger is checked against.
     specs = prepare_scorers(params.scorer_specs(), listed)
-    todo = find_unfinished(listed, specs, params.clips.model_dump(mode="json"), params.aws_credentials_block)
-    logger.info("%d of %d listed videos are new or unfinished", len(todo), len(listed))
-    # Scorer context (EMScore's IDF) stays that of the whole listing, so the new videos are
-    # scored with the very configuration the ledger was checked against.
-    summary = score_refs(params, todo, run_id, started, "vidqa-ingest", specs=specs)
-    return {**summary, "n_listed": len(listed), "n_new": len(todo)}
+    todo = find_unfinished(listed, specs, params.clips, params.aws_credentials_block)
+    get_run_logger().info("%d of %d listed videos are new or unfinished", len(todo), len(listed))
+    outcomes = run_shards(params, todo, specs, run_id, "vidqa-ingest")
+    return finish_run(params, todo, specs, run_id, outcomes, started, "vidqa-ingest",
+                      n_listed=len(listed), n_new=len(todo))

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from vidqa.metrics.distribution import SUPPORTED_METRICS, parse_metric_name
-from vidqa.set_metrics import DEFAULT_HEIGHT, DEFAULT_WIDTH
+from vidqa.sets.compute import DEFAULT_HEIGHT, DEFAULT_WIDTH
 
 
 class SamplingParams(BaseModel):

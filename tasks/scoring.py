@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import asdict
 from functools import lru_cache
 from typing import Any, Optional
 
@@ -11,15 +9,17 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from vidqa import pipeline, runs
-from vidqa.clips import ClipSpec
+from vidqa.scoring import runs, shard
+from vidqa.scoring.job import ScorerSpec, ShardJob
+from vidqa.scoring.ledger import unfinished_videos
+from vidqa.video.clips import ClipSpec
 from vidqa.config import get_settings
 from vidqa.db import get_engine
 from vidqa.db.engine import database_url
 from vidqa.db import repository as repo
 from vidqa.errors import ScorerError
 from vidqa.storage import S3Options, Storage, VideoRef
-from vidqa.summary import RunSummary
+from vidqa.scoring.outcomes import RunSummary
 
 # Tag of tasks that run GPU scorers; a tag concurrency limit on it bounds how many run at
 # once across all workers (`prefect concurrency-limit create vidqa-gpu 1`).
@@ -73,12 +73,7 @@ def shard_cache_key(context, parameters: dict[str, Any]) -> Optional[str]:
     ETag or size+mtime and text fields; each scorer's config hash (settings, run context,
     model weights); the clip split; the database. Never models, clients or arrays. None
     (no caching) when a video has no listed identity."""
-    key = pipeline.shard_identity(
-        [VideoRef.from_dict(r) for r in parameters["refs"]],
-        [pipeline.ScorerSpec(**s) for s in parameters["scorers"]],
-        ClipSpec.model_validate(parameters.get("clips") or {}),
-        _database_identity(database_url()),
-    )
+    key = ShardJob.model_validate(parameters["job"]).identity(_database_identity(database_url()))
     return None if key is None else f"vidqa-shard-{key}"
 
 
@@ -116,20 +111,17 @@ def result_storage() -> Optional[str]:
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
-def list_videos(source: str, video_key: str = "video_path", aws_credentials_block: Optional[str] = None) -> list[dict[str, Any]]:
-    storage = storage_for(aws_credentials_block)
-    return [ref.to_dict() for ref in storage.list_videos(source, video_key)]
+def list_videos(source: str, video_key: str = "video_path", aws_credentials_block: Optional[str] = None) -> list[VideoRef]:
+    return storage_for(aws_credentials_block).list_videos(source, video_key)
 
 
 @task(name="prepare-scorers", cache_policy=NO_CACHE)
-def prepare_scorers(scorers: list[dict[str, Any]], refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    specs = pipeline.prepare_scorers([pipeline.ScorerSpec(**s) for s in scorers],
-                                     [VideoRef.from_dict(r) for r in refs])
-    return [asdict(s) for s in specs]
+def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef]) -> list[ScorerSpec]:
+    return shard.prepare_scorers(specs, refs)
 
 
 @task(
-    name="score-shard",
+    name="score-shard-videos",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     retry_jitter_factor=0.5,
@@ -138,42 +130,23 @@ def prepare_scorers(scorers: list[dict[str, Any]], refs: list[dict[str, Any]]) -
     persist_result=True,
     tags=["vidqa-score"],
 )
-def score_shard(
-    refs: list[dict[str, Any]],
-    scorers: list[dict[str, Any]],
-    run_id: str,
-    clips: Optional[dict[str, Any]] = None,
-    aws_credentials_block: Optional[str] = None,
-) -> dict[str, Any]:
-    """Score a shard; cached by identity, so an identical shard of a later run is not even
-    started (its videos are reported as cached). Within a run, the ledger skips finished
-    scorer work, so a changed setting recomputes only its scorer."""
-    result = pipeline.score_shard(
-        get_engine(),
-        [VideoRef.from_dict(r) for r in refs],
-        [pipeline.ScorerSpec(**s) for s in scorers],
-        uuid.UUID(run_id),
-        ClipSpec.model_validate(clips or {}),
-        storage_for(aws_credentials_block),
-    )
-    return result.to_dict()
+def score_shard_videos(job: ShardJob) -> dict[str, Any]:
+    """Score a shard's videos; cached by identity, so an identical shard of a later run is not
+    even started (its videos are reported as cached). Within a run, the ledger skips finished
+    scorer work, so a changed setting recomputes only its scorer. The result is kept as plain
+    JSON (see ShardResult)."""
+    return shard.score_shard(get_engine(), job, storage_for(job.aws_credentials_block)).model_dump(mode="json")
 
 
 @task(name="find-unfinished", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2),
       retry_jitter_factor=0.5, retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE)
-def find_unfinished(
-    refs: list[dict[str, Any]], scorers: list[dict[str, Any]], clips: Optional[dict[str, Any]] = None,
-    aws_credentials_block: Optional[str] = None,
-) -> list[dict[str, Any]]:
+def find_unfinished(refs: list[VideoRef], specs: list[ScorerSpec], clips: ClipSpec,
+                    aws_credentials_block: Optional[str] = None) -> list[VideoRef]:
     """The listed videos not yet scored under the current scorers and clips (by the ledger;
     nothing is downloaded)."""
-    todo = pipeline.unfinished_videos(
-        get_engine(), [VideoRef.from_dict(r) for r in refs], [pipeline.ScorerSpec(**s) for s in scorers],
-        ClipSpec.model_validate(clips or {}), storage_for(aws_credentials_block),
-    )
-    return [r.to_dict() for r in todo]
+    return unfinished_videos(get_engine(), refs, shard.build_scorers(specs), clips, storage_for(aws_credentials_block))
 
 
 @task(name="close-run", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
-def close_run(summary: dict[str, Any]) -> None:
-    runs.close_run(RunSummary(**summary))
+def close_run(summary: RunSummary) -> None:
+    runs.close_run(summary)

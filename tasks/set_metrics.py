@@ -13,7 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.scoring import GPU_TAG, _worth_retrying, storage_for
-from vidqa import set_metrics
+from vidqa.sets import compute as set_metrics
 from vidqa.db import get_engine
 
 

@@ -252,3 +252,13 @@ def audio_models(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("audio-models")
     return {"asr": str(write_tiny_asr(d / "asr")), "classifier": str(write_tiny_audio_classifier(d / "cls"))}
+
+
+def run_shard(engine, refs, specs, run_id=None, clip_spec=None, storage=None):
+    """Score ``refs`` as one shard job through the library (no Prefect)."""
+    from vidqa.scoring.job import ShardJob
+    from vidqa.scoring.shard import score_shard
+    from vidqa.video.clips import ClipSpec
+
+    job = ShardJob(run_id=str(run_id) if run_id else None, refs=refs, scorers=specs, clips=clip_spec or ClipSpec())
+    return score_shard(engine, job, storage)

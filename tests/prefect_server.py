@@ -142,7 +142,7 @@ GOOD = ["counter.mp4", "fades.mp4", "video_90.mov", "videoscore_video1.mp4", "fl
 PARENT = ("import json, sys\n"
           "from flows.score_videos import ScoreVideosParams, score_videos\n"
           "summary = score_videos(ScoreVideosParams.model_validate_json(sys.argv[1]))\n"
-          "print('SUMMARY ' + json.dumps(summary))\n")
+          "print('SUMMARY ' + summary.model_dump_json())\n")
 
 
 def video_set(folder: Path, n: int) -> Path:

@@ -1,4 +1,4 @@
-"""vidqa.models.clip: the offline factory, batched preprocessing and the text/image encoders,
+"""vidqa.models.clip_model: the offline factory, batched preprocessing and the text/image encoders,
 on a tiny random CLIP built from open_clip's real ViT-B-32 config."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from PIL import Image
 
 from clip_fixtures import TINY_CLIP_NAME, tiny_clip_config, write_tiny_clip_config
 from vidqa.errors import ScorerError
-from vidqa.models.clip import (
+from vidqa.models.resident import release_resident
+from vidqa.models.clip_model import (
     FramePreprocess,
     canonical_clip_id,
-    clear_clip_cache,
     encode_images,
     encode_text_tokens,
     encode_texts,
@@ -36,9 +36,9 @@ ONE_LEVEL = 1.0 / 255.0 / min(OPENAI_STD) + 1e-6
 
 @pytest.fixture(autouse=True)
 def _fresh_model_cache():
-    clear_clip_cache()
+    release_resident("clip")
     yield
-    clear_clip_cache()
+    release_resident("clip")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_factory_builds_a_seeded_random_model_once(tiny, tiny_config_path):
     assert tiny.identity()["config_sha256"] == expected
     assert load_clip(str(tiny_config_path), None) is tiny  # process-wide cache
 
-    clear_clip_cache()
+    release_resident("clip")
     again = load_clip(str(tiny_config_path), None)
     assert again is not tiny
     for (name, a), b in zip(tiny.model.state_dict().items(), again.model.state_dict().values()):
@@ -210,7 +210,7 @@ def test_weights_come_from_a_file_the_models_dir_or_the_hub_cache(tiny_config_pa
     assert clip.preprocess.mean == (0.5, 0.5, 0.5) and clip.pretrained == "testtag"
 
     # The same tag found in a Hugging Face cache laid out as `hf download` leaves it.
-    clear_clip_cache()
+    release_resident("clip")
     repo = tmp_path / "hf" / "models--vidqa-test--tiny-clip"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0123abcd")
@@ -221,7 +221,7 @@ def test_weights_come_from_a_file_the_models_dir_or_the_hub_cache(tiny_config_pa
     _assert_loaded(clip, state, snapshot / "open_clip_pytorch_model.bin")
 
     # An open_clip Hub repository (config + weights) through hf-hub:.
-    clear_clip_cache()
+    release_resident("clip")
     hub = tmp_path / "hf" / "models--vidqa-test--tiny-hub"
     (hub / "refs").mkdir(parents=True)
     (hub / "refs" / "main").write_text("feed")

@@ -12,9 +12,11 @@ import torch
 
 from conftest import SHARED, VIDEOS
 from vidqa.db import get_engine
-from vidqa.models.clip import encode_images, encode_text_tokens, encode_texts, load_clip
-from vidqa.pipeline import ScorerSpec, prepare_scorers, score_shard
-from vidqa.probe import probe_video
+from vidqa.models.clip_model import encode_images, encode_text_tokens, encode_texts, load_clip
+from vidqa.scoring.job import ScorerSpec
+from vidqa.scoring.shard import prepare_scorers
+from conftest import run_shard
+from vidqa.video.probe import probe_video
 from vidqa.storage import Storage
 
 BFYP = VIDEOS / "Bfyp0C02sko_000248_000258.mp4"
@@ -54,7 +56,7 @@ def test_emscore_through_the_pipeline_matches_float64_numpy(tiny_clip, tmp_path,
     assert sorted(corpus) == sorted([REFERENCE, "a counter", "digits on a screen"])  # references, not candidates
 
     engine = get_engine(migrated_db)
-    result = score_shard(engine, refs, [prepared], None)
+    result = run_shard(engine, refs, [prepared], None)
     assert [o.status for o in result.outcomes] == ["scored"] * 3
     with engine.connect() as conn:
         stored = {(uri, metric): (value, details) for uri, metric, value, details in rows_by(conn, """
@@ -68,7 +70,7 @@ def test_emscore_through_the_pipeline_matches_float64_numpy(tiny_clip, tmp_path,
     # Independent float64 computation for the counter row (two references).
     clip = load_clip(tiny_clip[32], None)
     frames_used = stored[(counter, "EMScore(X,V)_figr_P")][1]["frame_indices"]
-    from vidqa.frames import decode_frames
+    from vidqa.video.decode import decode_frames
     frames = decode_frames(counter, probe_video(counter), frames_used)
     v = encode_images(clip, frames.array).double().numpy()
     texts = ["numbers counting up", "a counter", "digits on a screen"]
@@ -116,7 +118,7 @@ def test_identical_candidate_and_reference_score_one(tiny_clip, tmp_path, migrat
                                   "sampling": {"method": "every_n_frames", "step": 50},
                                   "score_types": ["EMScore(X,X*)"]})
     engine = get_engine(migrated_db)
-    score_shard(engine, refs, prepare_scorers([spec], refs), None)
+    run_shard(engine, refs, prepare_scorers([spec], refs), None)
     with engine.connect() as conn:
         values = dict(rows_by(conn, "SELECT metric, value FROM scores s JOIN clips c ON c.id = s.clip_id "
                                     "JOIN videos v ON v.id = c.video_id WHERE v.uri = :u", u=str(BFYP)))
@@ -131,10 +133,10 @@ def test_changed_caption_is_scored_again_and_unchanged_is_not(tiny_clip, tmp_pat
                                   "sampling": {"method": "every_n_seconds", "seconds": 5.0}})
     engine = get_engine(migrated_db)
     m1 = Storage().list_videos(write_manifest(tmp_path / "a.jsonl", [{"video_path": str(BFYP), "candidate": CANDIDATE}]))
-    assert score_shard(engine, m1, [spec], None).outcomes[0].status == "scored"
-    assert score_shard(engine, m1, [spec], None).outcomes[0].status == "skipped"
+    assert run_shard(engine, m1, [spec], None).outcomes[0].status == "scored"
+    assert run_shard(engine, m1, [spec], None).outcomes[0].status == "skipped"
     m2 = Storage().list_videos(write_manifest(tmp_path / "b.jsonl", [{"video_path": str(BFYP), "candidate": "eggs"}]))
-    assert score_shard(engine, m2, [spec], None).outcomes[0].status == "scored"
+    assert run_shard(engine, m2, [spec], None).outcomes[0].status == "scored"
     with engine.connect() as conn:
         by_input = rows_by(conn, "SELECT i.inputs->>'candidate', count(*) FROM scores s "
                                  "JOIN score_inputs i USING (input_hash) GROUP BY 1")
@@ -146,7 +148,7 @@ def test_missing_caption_is_a_scorer_failure_not_a_video_failure(tiny_clip, tmp_
     specs = [ScorerSpec("emscore", {"clip": {"model": tiny_clip[32], "pretrained": None}, "idf": False}),
              ScorerSpec("technical", {"sampling": {"n": 2}})]
     engine = get_engine(migrated_db)
-    (outcome,) = score_shard(engine, refs, specs, None).outcomes
+    (outcome,) = run_shard(engine, refs, specs, None).outcomes
     assert outcome.status == "scored" and outcome.scores_written == 7  # technical only
     with engine.connect() as conn:
         assert rows_by(conn, "SELECT scorer, reason FROM scorer_failures") == [("emscore", "no 'candidate' text to score")]
@@ -160,12 +162,12 @@ def test_text_video_similarity_equals_numpy_cosines(tiny_clip, tmp_path, migrate
     specs = [ScorerSpec("text_video", {"clip": {"model": tiny_clip[32], "pretrained": None}, "reduce": reduce,
                                        "flip": flip, "sampling": {"method": "uniform", "n": 4}})
              for reduce, flip in (("avg", "none"), ("min", "horizontal"))]
-    score_shard(engine, refs, specs, None)
+    run_shard(engine, refs, specs, None)
     with engine.connect() as conn:
         stored = rows_by(conn, "SELECT s.value, s.details FROM scores s JOIN scorer_configs c USING (config_hash) "
                                "ORDER BY c.config->'config'->>'flip'")
     clip = load_clip(tiny_clip[32], None)
-    from vidqa.frames import decode_frames
+    from vidqa.video.decode import decode_frames
     frames = decode_frames(video, probe_video(video), stored[0][1]["frame_indices"]).array
     text = encode_texts(clip, [prompt]).double().numpy()[0]
     plain = encode_images(clip, frames).double().numpy() @ text
@@ -184,11 +186,11 @@ def test_aesthetic_scorer_uses_the_real_laion_heads(tiny_clip, migrated_db, monk
     refs = Storage().list_videos(video)
     engine = get_engine(migrated_db)
     spec = ScorerSpec("aesthetic", {"clip": {"model": tiny_clip[768], "pretrained": None}})
-    score_shard(engine, refs, [spec], None)
+    run_shard(engine, refs, [spec], None)
     with engine.connect() as conn:
         ((value, details),) = rows_by(conn, "SELECT value, details FROM scores WHERE metric = 'aesthetic'")
     assert details["frames"] == 3  # 10%, 50%, 90%
-    from vidqa.frames import decode_frames
+    from vidqa.video.decode import decode_frames
     frames = decode_frames(video, probe_video(video), details["frame_indices"]).array
     e = encode_images(load_clip(tiny_clip[768], None), frames).double().numpy()
     e /= np.linalg.norm(e, axis=1, keepdims=True)
@@ -206,7 +208,7 @@ def test_aesthetic_head_and_clip_must_agree(tiny_clip, monkeypatch):
 
     monkeypatch.setenv("VIDQA_MODELS_DIR", str(SHARED / "models"))
     with pytest.raises(ScorerError, match="takes 768-d embeddings"):
-        build_scorer("aesthetic", {"clip": {"model": tiny_clip[32], "pretrained": None}})
+        build_scorer("aesthetic", {"clip": {"model": tiny_clip[32], "pretrained": None}}).config_hash
     with pytest.raises(ScorerError, match="takes 512-d embeddings"):
         build_scorer("aesthetic", {"clip": {"model": tiny_clip[32], "pretrained": None},
-                                   "head": str(SHARED / "models/laion-aesthetic/sa_0_4_vit_b_32_linear.pth")})
+                                   "head": str(SHARED / "models/laion-aesthetic/sa_0_4_vit_b_32_linear.pth")}).config_hash

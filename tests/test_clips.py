@@ -6,10 +6,11 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import VIDEOS, run_ffmpeg
-from vidqa.clips import ClipSpec, detect_scenes, split_video
+from vidqa.video.clips import ClipSpec, detect_scenes, split_video
 from vidqa.db import get_engine
-from vidqa.pipeline import ScorerSpec, score_shard
-from vidqa.probe import probe_video
+from vidqa.scoring.job import ScorerSpec
+from conftest import run_shard
+from vidqa.video.probe import probe_video
 from vidqa.storage import Storage
 
 
@@ -73,7 +74,7 @@ def test_every_clip_is_scored_and_a_rerun_redoes_nothing(cut_video, migrated_db)
     refs = storage.list_videos(cut_video) + storage.list_videos(str(VIDEOS / "video_90.mov"))
     spec = ClipSpec(method="scenes")
     scorers = [ScorerSpec("technical", {"sampling": {"method": "uniform", "n": 4}})]
-    first = score_shard(engine, refs, scorers, None, spec, storage)
+    first = run_shard(engine, refs, scorers, None, spec, storage)
     assert [(o.status, o.clips) for o in first.outcomes] == [("scored", 4), ("scored", 0)]
 
     with engine.connect() as conn:
@@ -95,7 +96,7 @@ def test_every_clip_is_scored_and_a_rerun_redoes_nothing(cut_video, migrated_db)
         indices = by_clip[c.id]["frame_indices"]
         assert len(indices) == 4 and all(c.start_frame <= i < c.end_frame for i in indices)
 
-    again = score_shard(engine, refs, scorers, None, spec, storage)
+    again = run_shard(engine, refs, scorers, None, spec, storage)
     assert [(o.status, o.from_ledger) for o in again.outcomes] == [("skipped", True), ("skipped", True)]
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM clips WHERE kind = 'scene'")).scalar() == len(clips)
@@ -105,8 +106,8 @@ def test_every_clip_is_scored_and_a_rerun_redoes_nothing(cut_video, migrated_db)
 
 def test_clip_frames_are_the_video_frames(cut_video):
     """Sampling inside a clip decodes the same pixels as the whole-video decode."""
-    from vidqa.frames import decode_frames
-    from vidqa.sampling import SamplingSpec
+    from vidqa.video.decode import decode_frames
+    from vidqa.video.sampling import SamplingSpec
 
     probe = probe_video(cut_video)
     clip = split_video(cut_video, probe, ClipSpec(method="scenes"))[2]

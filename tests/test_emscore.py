@@ -20,7 +20,7 @@ from vidqa.metrics.emscore import (
     idf_weights,
     token_id_lists,
 )
-from vidqa.models.clip import encode_images, encode_text_tokens, load_clip
+from vidqa.models.clip_model import encode_images, encode_text_tokens, load_clip
 
 SOS, EOS = 49406, 49407
 TOL = 1e-10

@@ -212,7 +212,7 @@ def test_dask_task_runner_gives_the_thread_runners_scores(migrated_db, second_db
     from flows.runners import gpu_request, task_runner
     from flows.score_videos import ScoreVideosParams, score_videos
     from vidqa.config import Settings, reload_settings
-    from vidqa.pipeline import SCORER_CALLS
+    from vidqa.scoring.queue import SCORER_CALLS
 
     # The runner follows configuration: VIDQA_TASK_RUNNER=dask in a worker's environment.
     probe = subprocess.run(
@@ -236,7 +236,7 @@ def test_dask_task_runner_gives_the_thread_runners_scores(migrated_db, second_db
     source = video_set(tmp_path / "videos", 6)
     params = ScoreVideosParams(source=str(source), scorers=["technical"], technical={"sampling": {"n": 6}}, shard_size=2)
     threaded = score_videos.with_options(task_runner=task_runner(Settings(task_runner="thread")))(params)
-    assert threaded["n_scored"] == 6
+    assert threaded.n_scored == 6
     expected = _score_values(migrated_db)
     assert len(expected) == 6 * len(TECHNICAL_METRICS)
 
@@ -249,8 +249,8 @@ def test_dask_task_runner_gives_the_thread_runners_scores(migrated_db, second_db
             Client(cluster) as client:
         on_dask = Settings(task_runner="dask", dask_address=cluster.scheduler_address)
         summary = score_videos.with_options(task_runner=task_runner(on_dask))(params)
-        calls = client.run(lambda: dict(__import__("vidqa.pipeline").pipeline.SCORER_CALLS))
-    assert summary["n_scored"] == 6 and summary["n_failed"] == 0, summary
+        calls = client.run(lambda: dict(__import__("vidqa.scoring.queue").scoring.queue.SCORER_CALLS))
+    assert summary.n_scored == 6 and summary.n_failed == 0, summary
     assert SCORER_CALLS == in_process  # nothing was scored in this process ...
     assert sum(c.get("technical", 0) for c in calls.values()) == 6  # ... the Dask workers scored all six
     assert _score_values(second) == expected  # identical values, not merely close
@@ -288,10 +288,11 @@ def test_a_technical_shard_process_does_not_import_torch():
             "import flows.score_shard\n"
             "from vidqa.scorers import build_scorer\n"
             "from flows.score_shard import shard_gpus\n"
-            "build_scorer('technical', {})\n"
-            "assert shard_gpus([{'name': 'technical'}]) == 0\n"
+            "from vidqa.scoring.job import ScorerSpec\n"
+            "build_scorer('technical', {}).setup()\n"
+            "assert shard_gpus([ScorerSpec('technical')]) == 0\n"
             "print(sorted(m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules))\n"
-            "assert shard_gpus([{'name': 'aesthetic'}]) > 0\n"
+            "assert shard_gpus([ScorerSpec('aesthetic')]) > 0\n"
             "print(sorted(m for m in ('torch', 'open_clip', 'transformers') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]

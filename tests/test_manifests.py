@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from conftest import VIDEOS
 from vidqa.db import get_engine
-from vidqa.pipeline import ScorerSpec, score_shard
+from vidqa.scoring.job import ScorerSpec
+from conftest import run_shard
 from vidqa.storage import ManifestError, Storage
 
 
@@ -68,7 +69,7 @@ def test_missing_and_unreadable_local_files_are_recorded(tmp_path, migrated_db):
         str(VIDEOS / "video_90.mov"), "missing.mp4", "folder.mp4", "dangling.mp4"]))
     refs = Storage().list_videos(str(manifest))
     engine = get_engine(migrated_db)
-    result = score_shard(engine, refs, [ScorerSpec("technical", {"sampling": {"n": 3}})], None)
+    result = run_shard(engine, refs, [ScorerSpec("technical", {"sampling": {"n": 3}})], None)
     outcomes = {o.uri.rsplit("/", 1)[1]: (o.status, o.reason) for o in result.outcomes}
     assert outcomes == {
         "video_90.mov": ("scored", None),

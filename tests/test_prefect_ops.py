@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import VIDEOS
-from vidqa.clips import ClipSpec
+from vidqa.video.clips import ClipSpec
 from vidqa.db import get_engine
-from vidqa.pipeline import SCORER_CALLS, ScorerSpec, shard_identity
+from vidqa.scoring.job import ScorerSpec, ShardJob
+from vidqa.scoring.queue import SCORER_CALLS
 from vidqa.storage import VideoRef
 
 NAMES = ("video_90.mov", "counter.mp4", "videoscore_video1.mp4")
@@ -67,16 +68,16 @@ def test_identical_run_computes_nothing_and_a_changed_setting_only_its_scorer(
     )
     before = SCORER_CALLS.copy()
     first, first_id = run_flow(score_videos, params)
-    assert first["n_scored"] == 3
+    assert first.n_scored == 3
     assert SCORER_CALLS["technical"] - before["technical"] == 3
     assert SCORER_CALLS["text_video"] - before["text_video"] == 3
 
     mid = SCORER_CALLS.copy()
     second, second_id = run_flow(score_videos, params)
     assert SCORER_CALLS == mid  # nothing computed: not one clip reached a scorer
-    assert (second["n_skipped"], second["n_scored"], second["n_scores_written"]) == (3, 0, 0)
-    assert flow_task_states(second_id, "score-shard") == ["Cached", "Cached"]
-    assert flow_task_states(first_id, "score-shard") == ["Completed", "Completed"]
+    assert (second.n_skipped, second.n_scored, second.n_scores_written) == (3, 0, 0)
+    assert flow_task_states(second_id, "score-shard-videos") == ["Cached", "Cached"]
+    assert flow_task_states(first_id, "score-shard-videos") == ["Completed", "Completed"]
 
     changed = params.model_copy(update={"text_video": params.text_video.model_copy(update={"reduce": "max"})})
     third, _ = run_flow(score_videos, changed)
@@ -138,17 +139,17 @@ def test_ingest_new_scores_only_new_objects(s3_endpoint, tmp_path, migrated_db, 
 
     before = SCORER_CALLS["technical"]
     first, _ = run_flow(ingest_new, params)
-    assert (first["n_listed"], first["n_new"], first["n_scored"]) == (2, 2, 2)
+    assert (first.n_listed, first.n_new, first.n_scored) == (2, 2, 2)
     s3_endpoint.put(f"{prefix}/{NAMES[2]}", VIDEOS / NAMES[2])
     second, _ = run_flow(ingest_new, params)
-    assert (second["n_listed"], second["n_new"], second["n_scored"]) == (3, 1, 1)
+    assert (second.n_listed, second.n_new, second.n_scored) == (3, 1, 1)
     assert SCORER_CALLS["technical"] - before == 3  # each object scored once
     # A replaced object (new ETag) is new again; an unchanged listing has nothing to do.
     s3_endpoint.put(f"{prefix}/{NAMES[0]}", VIDEOS / "fades.mp4")
     third, _ = run_flow(ingest_new, params)
-    assert (third["n_new"], third["n_scored"]) == (1, 1)
+    assert (third.n_new, third.n_scored) == (1, 1)
     fourth, fourth_id = run_flow(ingest_new, params)
-    assert (fourth["n_listed"], fourth["n_new"], fourth["n_videos"]) == (3, 0, 0)
+    assert (fourth.n_listed, fourth.n_new, fourth.n_videos) == (3, 0, 0)
     assert flow_artifacts(fourth_id)["progress"].data == pytest.approx(100.0)
     with get_engine(migrated_db).connect() as conn:
         rows = dict(conn.execute(sa.text("SELECT uri, count(*) FROM videos GROUP BY uri")).all())
@@ -172,7 +173,11 @@ def test_cached_results_live_in_s3_when_configured(s3_endpoint, tmp_path, migrat
     keys = [o["Key"] for o in listed.get("Contents", [])]
     assert any(k.split("/")[-1].startswith("vidqa-shard-") for k in keys), keys
     _, second_id = run_flow(score_videos, params)
-    assert flow_task_states(second_id, "score-shard") == ["Cached"]
+    assert flow_task_states(second_id, "score-shard-videos") == ["Cached"]
+
+
+def shard_identity(refs, specs, clips, database):
+    return ShardJob(run_id=str(uuid.uuid4()), refs=refs, scorers=specs, clips=clips).identity(database)
 
 
 def test_shard_identity_is_built_from_identities_only():

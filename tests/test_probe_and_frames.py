@@ -8,9 +8,9 @@ import pytest
 
 from conftest import SAMPLE_VIDEOS, VIDEOS
 from vidqa.errors import VideoError
-from vidqa.frames import decode_frames
-from vidqa.probe import probe_video
-from vidqa.sampling import sample_frames_uniform, uniform_indices
+from vidqa.video.decode import decode_frames
+from vidqa.video.probe import probe_video
+from vidqa.video.sampling import sample_frames_uniform, uniform_indices
 
 
 def ffprobe_json(path, *args):

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from conftest import SAMPLE_VIDEOS, vidqa_cli
 from vidqa.db import get_engine
-from vidqa.probe import probe_video
-from vidqa.scorers import TechnicalScorer
+from vidqa.video.probe import probe_video
+from vidqa.scorers.technical import TechnicalScorer
 
 N_METRICS = len(TechnicalScorer.metrics)
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from conftest import VIDEOS, vidqa_cli
 from vidqa.errors import VideoError
-from vidqa.probe import probe_video
-from vidqa.sampling import SamplingSpec
+from vidqa.video.probe import probe_video
+from vidqa.video.sampling import SamplingSpec
 from vidqa.storage import ObjectCache, Storage, VideoRef
 from vidqa.storage.cache import CacheIntegrityError
 
@@ -197,7 +197,7 @@ def test_flow_reads_s3_with_a_prefect_aws_credentials_block(s3_endpoint, migrate
         source=f"s3://{s3_endpoint.bucket}/{prefix}/", aws_credentials_block=block,
         technical={"sampling": {"n": 3}},
     ))
-    assert (summary["n_videos"], summary["n_scored"], summary["n_failed"]) == (1, 1, 0)
+    assert (summary.n_videos, summary.n_scored, summary.n_failed) == (1, 1, 0)
     from vidqa.db import get_engine
 
     with get_engine(migrated_db).connect() as conn:

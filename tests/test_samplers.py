@@ -5,9 +5,9 @@ import pytest
 
 from conftest import VIDEOS, run_ffmpeg
 from test_probe_and_frames import all_frames_rgb, ffprobe_json
-from vidqa.frames import plan_decode
-from vidqa.probe import probe_video
-from vidqa.sampling import SamplingSpec
+from vidqa.video.decode import plan_decode
+from vidqa.video.probe import probe_video
+from vidqa.video.sampling import SamplingSpec
 
 COUNTER = str(VIDEOS / "counter.mp4")  # 30 frames, 10 fps, 3 s
 VFR = str(VIDEOS / "goldeneye-vfr-drop3.mp4")

@@ -21,11 +21,11 @@ import torch
 
 from conftest import VIDEOS, run_ffmpeg, vidqa_cli
 from detector_fixtures import write_tiny_detectors
-from vidqa import feature_store
-from vidqa import set_metrics as sm
+from vidqa.sets import feature_store
+from vidqa.sets import compute as sm
 from vidqa.db import get_engine
 from vidqa.models.detectors import DetectorMissing, DETECTOR_SPECS, find_detector_file, load_detector
-from vidqa.set_sampling import choose_frames, clip_frame_indices, member_rng, selection_order
+from vidqa.sets.sampling import choose_frames, clip_frame_indices, member_rng, selection_order
 
 
 def make_video(path: Path, frames: int, hue: int = 0, pattern: str = "testsrc2", rate: int = 10) -> Path:
@@ -208,10 +208,10 @@ def test_short_videos_are_skipped_and_clip_features_match_an_independent_decode(
 
 
 def test_extraction_stops_at_the_sample_count(detectors, video_sets):
-    from vidqa.set_features import FeatureSpec, extract_features
-    from vidqa.storage.local import sha256_of_file
+    from vidqa.sets.features import FeatureSpec, extract_features
+    from vidqa.storage.local import local_content_id
 
-    members = [sm.SetMember(str(p), sha256_of_file(str(p))) for p in sorted(video_sets["a"].iterdir())]
+    members = [sm.SetMember(str(p), local_content_id(str(p))) for p in sorted(video_sets["a"].iterdir())]
     i3d = load_detector("i3d_kinetics400")
     spec = FeatureSpec(i3d.name, i3d.sha256, "features", "clip", 16, 1, "random", 48, 64, 3, 7)
     out = extract_features(members, spec, i3d, workers=2)

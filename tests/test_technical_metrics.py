@@ -8,7 +8,8 @@ from skimage.color import rgb2gray
 from skimage.metrics import structural_similarity
 
 from vidqa.metrics import technical as tm
-from vidqa.scorers import ScoreItem, TechnicalScorer
+from vidqa.scorers import ScoreItem
+from vidqa.scorers.technical import TechnicalScorer
 
 
 def random_frames(n=4, h=48, w=64, seed=0):
@@ -127,8 +128,8 @@ def test_scorer_reports_undefined_temporal_metrics_for_one_frame(shared_probe_an
 @pytest.fixture
 def shared_probe_and_frames():
     from conftest import VIDEOS
-    from vidqa.probe import probe_video
-    from vidqa.sampling import sample_frames_uniform
+    from vidqa.video.probe import probe_video
+    from vidqa.video.sampling import sample_frames_uniform
 
     path = str(VIDEOS / "fades.mp4")
     probe = probe_video(path)

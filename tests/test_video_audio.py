@@ -10,13 +10,15 @@ import sqlalchemy as sa
 
 from audio_fixtures import LABELS
 from conftest import VIDEOS, run_ffmpeg
-from vidqa.audio import decode_audio
+from vidqa.video.audio import decode_audio
 from vidqa.db import get_engine
 from vidqa.errors import ScorerError, VideoError
-from vidqa.frames import decode_frames
-from vidqa.models.clip import encode_images, encode_texts, load_clip
-from vidqa.pipeline import ScorerSpec, prepare_scorers, score_shard
-from vidqa.probe import probe_video
+from vidqa.video.decode import decode_frames
+from vidqa.models.clip_model import encode_images, encode_texts, load_clip
+from vidqa.scoring.job import ScorerSpec
+from vidqa.scoring.shard import prepare_scorers
+from conftest import run_shard
+from vidqa.video.probe import probe_video
 from vidqa.scorers import build_scorer
 from vidqa.storage import Storage
 
@@ -69,7 +71,7 @@ def test_provided_description_against_numpy_with_pass_flag(tiny_clip, tmp_path, 
     spec = ScorerSpec("video_audio", {"clip": clip_cfg, "reduce": "max", "flip": "horizontal",
                                       "min_score": -0.2, "max_score": 0.2})
     engine = get_engine(migrated_db)
-    outcomes = score_shard(engine, refs, prepare_scorers([spec], refs), None).outcomes
+    outcomes = run_shard(engine, refs, prepare_scorers([spec], refs), None).outcomes
     assert [o.status for o in outcomes] == ["scored", "scored"]  # counter has no audio: a description suffices
     got = stored(engine)
     clip = load_clip(tiny_clip[32], None)
@@ -92,7 +94,7 @@ def test_speech_recognition_over_the_videos_own_track(tiny_clip, audio_models, t
                                       "audio": {"model": audio_models["asr"]}})
     tech = ScorerSpec("technical", {"sampling": {"n": 2}})
     engine = get_engine(migrated_db)
-    outcomes = score_shard(engine, refs, prepare_scorers([spec, tech], refs), None).outcomes
+    outcomes = run_shard(engine, refs, prepare_scorers([spec, tech], refs), None).outcomes
     assert [o.status for o in outcomes] == ["scored", "scored"]
     got = stored(engine)
     value, details = got[(BFYP, "video_audio_sim")]
@@ -117,7 +119,7 @@ def test_speech_recognition_over_the_videos_own_track(tiny_clip, audio_models, t
     assert failures == [(COUNTER, "video_audio", "no audio track in the video")]
     assert statuses == {BFYP: "ok", COUNTER: "ok"}
     # A rerun recomputes nothing, the recorded failure included.
-    again = score_shard(engine, refs, prepare_scorers([spec, tech], refs), None).outcomes
+    again = run_shard(engine, refs, prepare_scorers([spec, tech], refs), None).outcomes
     assert [o.status for o in again] == ["skipped", "skipped"]
 
 
@@ -133,7 +135,7 @@ def test_separate_audio_file_per_clip_and_audio_classification(tiny_clip, audio_
     })
     engine = get_engine(migrated_db)
     clips = {"method": "windows", "window_s": 1.5, "min_s": 1.0}
-    (outcome,) = score_shard(engine, refs, prepare_scorers([spec], refs), None, clip_spec=clips_spec(clips)).outcomes
+    (outcome,) = run_shard(engine, refs, prepare_scorers([spec], refs), None, clip_spec=clips_spec(clips)).outcomes
     assert outcome.status == "scored" and outcome.clips == 2
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
@@ -150,7 +152,7 @@ def test_separate_audio_file_per_clip_and_audio_classification(tiny_clip, audio_
 
 
 def clips_spec(data):
-    from vidqa.clips import ClipSpec
+    from vidqa.video.clips import ClipSpec
 
     return ClipSpec.model_validate(data)
 
@@ -159,7 +161,7 @@ def test_no_description_and_no_model_is_a_clear_scorer_failure(tiny_clip, tmp_pa
     refs = manifest(tmp_path / "m.jsonl", [{"video_path": BFYP}])
     spec = ScorerSpec("video_audio", {"clip": {"model": tiny_clip[32], "pretrained": None}})
     engine = get_engine(migrated_db)
-    (outcome,) = score_shard(engine, refs, prepare_scorers([spec], refs), None).outcomes
+    (outcome,) = run_shard(engine, refs, prepare_scorers([spec], refs), None).outcomes
     assert outcome.status == "scored" and outcome.scores_written == 0
     with engine.connect() as conn:
         (reason,) = conn.execute(sa.text("SELECT reason FROM scorer_failures")).scalars().all()
@@ -171,7 +173,7 @@ def test_missing_audio_model_fails_before_any_video(tiny_clip, tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ScorerError) as err:
         build_scorer("video_audio", {"clip": {"model": tiny_clip[32], "pretrained": None},
-                                     "audio": {"model": "openai/whisper-tiny"}})
+                                     "audio": {"model": "openai/whisper-tiny"}}).config_hash
     message = str(err.value)
     assert "openai/whisper-tiny" in message and "hf download openai/whisper-tiny" in message
     assert str(tmp_path / "models" / "hf-hub" / "openai" / "whisper-tiny") in message

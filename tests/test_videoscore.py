@@ -14,13 +14,14 @@ from conftest import SHARED, VIDEOS, vidqa_cli
 from videoscore_fixtures import build_idefics2_checkpoint, build_qwen2_vl_checkpoint
 from vidqa.db import get_engine
 from vidqa.errors import ScorerError
-from vidqa.frames import decode_frames
+from vidqa.video.decode import decode_frames
 from vidqa.models.videoscore import (
     ASPECTS, QWEN_VIDEO_TOTAL_PIXELS, REGRESSION_QUERY_PROMPT, last_token_indices, load_videoscore, qwen_frame_size, run_halving_on_oom,
 )
-from vidqa.pipeline import ScorerSpec, score_shard
-from vidqa.probe import probe_video
-from vidqa.sampling import linspace_positions
+from vidqa.scoring.job import ScorerSpec
+from conftest import run_shard
+from vidqa.video.probe import probe_video
+from vidqa.video.sampling import linspace_positions
 from vidqa.scorers import build_scorer
 from vidqa.scorers.base import ScoreItem
 from vidqa.storage import Storage
@@ -68,7 +69,7 @@ def manual_idefics2(module, processor, frames, prompt):
 
 def test_idefics2_checkpoint_scores_video1_as_a_manual_forward(checkpoints):
     folder, written = checkpoints["idefics2"]
-    scorer = build_scorer("videoscore", {"model": str(folder)})
+    scorer = build_scorer("videoscore", {"model": str(folder)}).setup()
     probe = probe_video(VIDEO1)
     assert probe.frame_count == 24
     (result,) = scorer.score([ScoreItem(uri=VIDEO1, probe=probe, frames=scorer.sampling.sample(VIDEO1, probe),
@@ -113,7 +114,7 @@ def test_pooled_token_is_the_last_non_padding_token_in_a_padded_batch(checkpoint
 
 def test_qwen2_vl_checkpoint_scores_video1_as_a_manual_forward(checkpoints):
     folder, written = checkpoints["qwen2_vl"]
-    scorer = build_scorer("videoscore", {"model": str(folder), **QWEN_PIXELS})
+    scorer = build_scorer("videoscore", {"model": str(folder), **QWEN_PIXELS}).setup()
     probe = probe_video(VIDEO1)
     frames = scorer.sampling.sample(VIDEO1, probe)
     (result,) = scorer.score([ScoreItem(uri=VIDEO1, probe=probe, frames=frames, fields={"prompt": PROMPT})])
@@ -154,8 +155,8 @@ def test_strict_loading_fails_loudly_without_the_head(tmp_path):
 def test_frames_flag_sets_max_frames_and_sampling_cannot_be_set():
     from pydantic import ValidationError
 
-    from vidqa.cli import build_params
-    from vidqa.scorers import VideoScoreConfig
+    from vidqa.cli.params import build_params
+    from vidqa.scorers.videoscore import VideoScoreConfig
 
     params = build_params("-", {}, scorers="technical,videoscore", frames=8, videoscore_model="/m")
     assert params.videoscore.max_frames == 8 and params.videoscore.model == "/m"
@@ -275,7 +276,7 @@ def test_library_shard_scores_qwen_on_a_three_frame_video(checkpoints, tmp_path,
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"video_path": video, "prompt": PROMPT}) + "\n")
     refs = Storage().list_videos(str(manifest))
-    (outcome,) = score_shard(get_engine(migrated_db), refs,
+    (outcome,) = run_shard(get_engine(migrated_db), refs,
                              [ScorerSpec("videoscore", {"model": str(folder), **QWEN_PIXELS})], None).outcomes
     assert outcome.status == "scored" and outcome.scores_written == 5
     with get_engine(migrated_db).connect() as conn:

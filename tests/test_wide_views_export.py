@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import REPO, VIDEOS, vidqa_cli
-from vidqa.clips import ClipSpec
+from vidqa.video.clips import ClipSpec
 from vidqa.db import downgrade, get_engine, repository as repo, upgrade
 from vidqa.db.views import CLIP_VIEW, FIXED_COLUMNS, VIDEO_VIEW, metric_column, refresh_wide_views
-from vidqa.pipeline import ScorerSpec, score_shard
+from vidqa.scoring.job import ScorerSpec
+from conftest import run_shard
 from vidqa.storage import Storage
 
 EMS = "EMScore(X,V)_full_F"
@@ -66,10 +67,10 @@ def seeded(migrated_db, bad_inputs):
     engine = get_engine(migrated_db)
     refs = [ref for src in (BFYP, FADES, COUNTER, str(bad_inputs["text"])) for ref in Storage().list_videos(src)]
     run_id = repo.create_run(engine, str(VIDEOS), {}, "test")
-    whole = score_shard(engine, refs, TECHNICAL, run_id)
+    whole = run_shard(engine, refs, TECHNICAL, run_id)
     assert sorted(o.status for o in whole.outcomes) == ["failed", "scored", "scored", "scored"]
     windows = [r for r in refs if r.uri in (BFYP, FADES)]
-    score_shard(engine, windows, TECHNICAL, run_id, ClipSpec(method="windows", window_s=2.0, min_s=1.0))
+    run_shard(engine, windows, TECHNICAL, run_id, ClipSpec(method="windows", window_s=2.0, min_s=1.0))
     with engine.begin() as conn:
         for h in ("aesA", "aesB"):
             repo.register_scorer_config(conn, "aesthetic", h, {"head": h})
@@ -192,8 +193,8 @@ def test_latest_score_wins(migrated_db):
 
 
 def test_new_metrics_get_columns_after_close_run_and_refresh_views(migrated_db):
-    from vidqa.runs import close_run, open_run
-    from vidqa.summary import RunSummary
+    from vidqa.scoring.runs import close_run, open_run
+    from vidqa.scoring.outcomes import RunSummary
 
     engine = get_engine(migrated_db)
 
@@ -202,7 +203,7 @@ def test_new_metrics_get_columns_after_close_run_and_refresh_views(migrated_db):
 
     run_id = open_run("/src", {}, None, None)
     refs = Storage().list_videos(COUNTER)
-    score_shard(engine, refs, TECHNICAL, uuid.UUID(run_id))
+    run_shard(engine, refs, TECHNICAL, uuid.UUID(run_id))
     assert "sharpness" not in columns()  # written, but the views were made before
     close_run(RunSummary(run_id=run_id, source="/src", n_videos=1, n_scored=1))
     assert "sharpness" in columns() and "sharpness" in columns(VIDEO_VIEW)
@@ -326,7 +327,7 @@ def test_export_writes_what_sql_selects(seeded, tmp_path):
     assert [r.uri for r in Storage().list_videos(str(vout))] == [BFYP]
 
     # '%' in a literal is not a placeholder; the rows come in (uri, start time, clip id) order.
-    from vidqa.export import export_selection
+    from vidqa.db.export import export_selection
 
     n = export_selection(seeded, "uri LIKE '%fades%' AND kind = 'window'", str(tmp_path / "fades.jsonl"))
     fades = read_jsonl(tmp_path / "fades.jsonl")
@@ -357,7 +358,7 @@ def test_hostile_predicates_are_refused(seeded, tmp_path):
         assert not out.exists()
     assert n_scores() == before > 0
 
-    from vidqa.export import PredicateError, export_selection
+    from vidqa.db.export import PredicateError, export_selection
 
     more = [
         "pg_read_file('/etc/passwd') IS NOT NULL",
@@ -393,8 +394,8 @@ def test_hostile_predicates_are_refused(seeded, tmp_path):
 def test_postgres_layers_hold_without_the_parser(seeded, tmp_path, monkeypatch):
     """Layers 2 and 3 alone: with the parser check disabled, stacked statements, writes and
     slow calls still fail in Postgres, and nothing changes."""
-    import vidqa.export as export
-    from vidqa.export import ExportError, export_selection
+    import vidqa.db.export as export
+    from vidqa.db.export import ExportError, export_selection
 
     tmp_path = tmp_path / "out"
     tmp_path.mkdir()

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
+from vidqa.video.clips import WHOLE_VIDEO
 from vidqa.db.tables import (
     clips, run_shards, runs, score_inputs, scorer_configs, scorer_failures, scores, video_splits, videos,
 )
 
-WHOLE_VIDEO = "video"
 UNREADABLE = ""  # content_id of a video whose bytes could not be read
 
 
@@ -220,17 +220,18 @@ def split_clips(conn: Connection, video_id: int, split_hash: str) -> Optional[li
     ))
 
 
-def finished_scorers(conn: Connection, clip_id: int) -> set[tuple[str, str, str]]:
-    """``(scorer, config_hash, input_hash)`` already done for a clip: scored, or failed for good."""
-    done = conn.execute(
-        sa.select(scores.c.scorer, scores.c.config_hash, scores.c.input_hash)
-        .where(scores.c.clip_id == clip_id).distinct()
-    ).all()
-    failed = conn.execute(
-        sa.select(scorer_failures.c.scorer, scorer_failures.c.config_hash, scorer_failures.c.input_hash)
-        .where(scorer_failures.c.clip_id == clip_id)
-    ).all()
-    return {tuple(r) for r in done} | {tuple(r) for r in failed}
+def finished_scorers_of_clips(conn: Connection, clip_ids: list[int]) -> dict[int, set[tuple[str, str, str]]]:
+    """Per clip, ``(scorer, config_hash, input_hash)`` already done: scored, or failed for good."""
+    done: dict[int, set[tuple[str, str, str]]] = {clip_id: set() for clip_id in clip_ids}
+    if not clip_ids:
+        return done
+    scored = sa.select(scores.c.clip_id, scores.c.scorer, scores.c.config_hash, scores.c.input_hash) \
+        .where(scores.c.clip_id.in_(clip_ids)).distinct()
+    failed = sa.select(scorer_failures.c.clip_id, scorer_failures.c.scorer, scorer_failures.c.config_hash,
+                       scorer_failures.c.input_hash).where(scorer_failures.c.clip_id.in_(clip_ids))
+    for clip_id, *key in [*conn.execute(scored), *conn.execute(failed)]:
+        done[clip_id].add(tuple(key))
+    return done
 
 
 def register_inputs(conn: Connection, input_hash: str, inputs: dict[str, Any]) -> None:
@@ -298,7 +299,7 @@ def write_scorer_failure(
     )
 
 
-def list_videos(conn: Connection) -> list[dict[str, Any]]:
+def video_rows(conn: Connection) -> list[dict[str, Any]]:
     cols = [c for c in videos.c if c.name != "probe"]
     return [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(videos.c.uri, videos.c.id))]
 

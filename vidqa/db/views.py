@@ -37,7 +37,7 @@ Regeneration
     The views are plain (not materialised) views, so values are always current; only
     the *set of columns* is fixed when they are created. :func:`refresh_wide_views`
     recreates them from the metrics present now. It runs in migration 0004, in
-    ``vidqa db refresh-views``, and after each run (``vidqa.runs.close_run``) when the
+    ``vidqa db refresh-views``, and after each run (``vidqa.scoring.runs.close_run``) when the
     metric set changed (:func:`refresh_if_stale`). The views are dropped and recreated in
     the caller's transaction under an advisory lock, so concurrent refreshes queue
     rather than collide and readers never see them missing. A user-defined view that

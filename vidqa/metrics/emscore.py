@@ -1,7 +1,7 @@
 """EMScore (Shi et al., arXiv 2111.08919): a caption X scored against its video V and/or
 reference captions X* by matching CLIP embeddings. Pure float64 functions over tensors.
 
-Inputs are CLIP embeddings (see ``vidqa.models.clip``): for a caption, its token embeddings
+Inputs are CLIP embeddings (see ``vidqa.models.clip_model``): for a caption, its token embeddings
 from SOS to EOS inclusive and its global (EOS) embedding; for a video, one embedding per
 sampled frame. Everything is batched: row ``b`` of the candidate tensors is one caption;
 videos and references are matched to candidates by index tensors, so several candidates

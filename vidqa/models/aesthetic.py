@@ -15,7 +15,6 @@ instead of silently leaving random weights.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,9 @@ import torch
 from torch import nn
 
 from vidqa.errors import ScorerError
+from vidqa.hashing import file_sha256
+from vidqa.models.download import WeightFile
+from vidqa.models.resident import resident
 from vidqa.models import MODELS_DIR_ENV
 
 MLP_HIDDEN = (1024, 128, 64, 16)
@@ -73,7 +75,30 @@ class AestheticHead:
         return {"kind": self.kind, "file": os.path.basename(self.path), "sha256": self.sha256}
 
 
-_CACHE: dict[tuple[str, int, int], AestheticHead] = {}
+@dataclass(frozen=True)
+class AestheticHeadWeights:
+    """The declaration of a LAION head a scorer needs (see :class:`ClipWeights`)."""
+
+    head: str
+
+    @property
+    def what(self) -> str:
+        return f"aesthetic head {self.head}"
+
+    def identity(self) -> dict[str, Any]:
+        file = _locate(Path(self.head), None)
+        kind, _ = _head_layout(_state_dict(file), file)
+        return {"kind": kind, "file": file.name, "sha256": file_sha256(file)}
+
+    def embed_dim(self) -> int:
+        file = _locate(Path(self.head), None)
+        return _head_layout(_state_dict(file), file)[1]
+
+    def files(self, models_dir: Path) -> list[WeightFile]:
+        return aesthetic_head_files(self.head, models_dir)
+
+    def load(self) -> "AestheticHead":
+        return load_aesthetic_head(self.head)
 
 
 def load_aesthetic_head(path: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> AestheticHead:
@@ -90,10 +115,7 @@ def load_aesthetic_head(path: str | os.PathLike, models_dir: str | os.PathLike |
     """
     file = _locate(Path(path), models_dir)
     stat = file.stat()
-    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _CACHE:
-        _CACHE[key] = _load(file)
-    return _CACHE[key]
+    return resident(("aesthetic_head", str(file.resolve()), stat.st_size, stat.st_mtime_ns), lambda: _load(file))
 
 
 def _locate(path: Path, models_dir) -> Path:
@@ -120,7 +142,7 @@ def _locate(path: Path, models_dir) -> Path:
     )
 
 
-def _load(file: Path) -> AestheticHead:
+def _state_dict(file: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -129,33 +151,33 @@ def _load(file: Path) -> AestheticHead:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ScorerError(f"aesthetic head {file}: expected a state dict of tensors, got {type(state).__name__}")
+    return state
+
+
+def _head_layout(state: dict[str, torch.Tensor], file: Path) -> tuple[Literal["mlp", "linear"], int]:
+    """Which of the two published heads a state dict is, and its embedding width."""
     keys = frozenset(state)
     if keys == _MLP_KEYS:
-        kind, embed_dim = "mlp", int(state["layers.0.weight"].shape[1])
-        module: nn.Module = AestheticMLP(embed_dim)
-    elif keys == _LINEAR_KEYS and state["weight"].ndim == 2 and state["weight"].shape[0] == 1:
-        kind, embed_dim = "linear", int(state["weight"].shape[1])
-        module = nn.Linear(embed_dim, 1)
-    else:
-        raise ScorerError(
-            f"aesthetic head {file}: unknown state dict keys {sorted(keys)}; expected the improved "
-            f"predictor's {sorted(_MLP_KEYS)} or the v1 linear head's ['bias', 'weight']"
-        )
+        return "mlp", int(state["layers.0.weight"].shape[1])
+    if keys == _LINEAR_KEYS and state["weight"].ndim == 2 and state["weight"].shape[0] == 1:
+        return "linear", int(state["weight"].shape[1])
+    raise ScorerError(
+        f"aesthetic head {file}: unknown state dict keys {sorted(keys)}; expected the improved "
+        f"predictor's {sorted(_MLP_KEYS)} or the v1 linear head's ['bias', 'weight']"
+    )
+
+
+def _load(file: Path) -> AestheticHead:
+    state = _state_dict(file)
+    kind, embed_dim = _head_layout(state, file)
+    module: nn.Module = AestheticMLP(embed_dim) if kind == "mlp" else nn.Linear(embed_dim, 1)
     module = module.to(torch.float64)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # shape mismatches
         raise ScorerError(f"aesthetic head {file}: {exc}") from exc
     module.eval().requires_grad_(False)
-    return AestheticHead(module, kind, embed_dim, str(file), _sha256(file))
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return AestheticHead(module, kind, embed_dim, str(file), file_sha256(file))
 
 
 @torch.inference_mode()
@@ -172,3 +194,9 @@ def aesthetic_scores(head: AestheticHead, image_embeddings: torch.Tensor) -> tor
         raise ValueError(f"expected (N, {head.embed_dim}) embeddings for this head, got {tuple(x.shape)}")
     x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return head.module(x)[:, 0]
+
+
+def aesthetic_head_files(head: str, models_dir: Path) -> list[WeightFile]:
+    if os.path.exists(head) or head not in KNOWN_HEADS:
+        return []
+    return [WeightFile(f"aesthetic head {head}", models_dir / MODELS_SUBDIR / head, url=KNOWN_HEADS[head])]

@@ -9,16 +9,17 @@ One pipeline per (model, task, device, precision) per process.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 
-from vidqa.audio import AudioClip
+from vidqa.video.audio import AudioClip
 from vidqa.errors import ScorerError
 from vidqa.models import torch_dtype
-from vidqa.models.hub import folder_weights_id, resolve_hf_model
+from vidqa.models.download import WeightFile
+from vidqa.models.hub import folder_weights_id, hf_model_files, resolve_hf_model
+from vidqa.models.resident import resident
 
 AudioTask = Literal["automatic-speech-recognition", "audio-classification"]
 
@@ -58,8 +59,30 @@ class AudioToText:
         return out
 
 
-_CACHE: dict[tuple, AudioToText] = {}
-_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class AudioModelWeights:
+    """The declaration of an audio-to-text model a scorer needs (see :class:`ClipWeights`)."""
+
+    model: str
+    task: AudioTask = "automatic-speech-recognition"
+    precision: str = "fp32"
+    device: str = "cpu"
+    top_k: int = 3
+    label_template: str = "the sound of {labels}"
+
+    @property
+    def what(self) -> str:
+        return f"audio model {self.model}"
+
+    def identity(self) -> dict[str, Any]:
+        folder = resolve_hf_model(self.model, "audio model")
+        return {"model": self.model, "task": self.task, "weights": folder_weights_id(folder)}
+
+    def files(self, models_dir: Path) -> list[WeightFile]:
+        return hf_model_files(self.model, "audio model", models_dir)
+
+    def load(self) -> AudioToText:
+        return load_audio_to_text(self.model, self.task, self.device, self.precision, self.top_k, self.label_template)
 
 
 def load_audio_to_text(
@@ -67,18 +90,15 @@ def load_audio_to_text(
     top_k: int = 3, label_template: str = "the sound of {labels}",
 ) -> AudioToText:
     """A resident audio-to-text pipeline for ``model`` (a folder, or a Hub id found offline)."""
-    key = (model, task, str(device), precision, top_k, label_template)
-    with _LOCK:
-        cached = _CACHE.get(key)
-        if cached is None:
-            folder = resolve_hf_model(model, "audio model")
-            try:
-                from transformers import pipeline
+    def build() -> AudioToText:
+        folder = resolve_hf_model(model, "audio model")
+        try:
+            from transformers import pipeline
 
-                pipe = pipeline(task, model=str(folder), device=device, dtype=torch_dtype(precision))
-            except Exception as exc:
-                raise ScorerError(f"audio model {model!r} ({folder}) does not load as a {task} pipeline: "
-                                  f"{type(exc).__name__}: {exc}") from exc
-            cached = AudioToText(model, task, folder, pipe, top_k, label_template)
-            _CACHE[key] = cached
-        return cached
+            pipe = pipeline(task, model=str(folder), device=device, dtype=torch_dtype(precision))
+        except Exception as exc:
+            raise ScorerError(f"audio model {model!r} ({folder}) does not load as a {task} pipeline: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        return AudioToText(model, task, folder, pipe, top_k, label_template)
+
+    return resident(("audio", model, task, str(device), precision, top_k, label_template), build)

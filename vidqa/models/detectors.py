@@ -35,7 +35,8 @@ import torch
 
 from vidqa.config import get_settings
 from vidqa.models import MODELS_DIR_ENV
-from vidqa.storage.local import sha256_of_file
+from vidqa.hashing import file_sha256
+from vidqa.models.resident import resident
 
 DETECTORS_DIR_ENV = "VIDQA_DETECTORS_DIR"
 Output = Literal["features", "probs"]
@@ -141,7 +142,7 @@ class Detector:
     def __init__(self, spec: DetectorSpec, path: Path, device: Optional[str | torch.device] = None):
         self.spec = spec
         self.path = path
-        self.sha256 = sha256_of_file(str(path)).removeprefix("sha256:")
+        self.sha256 = file_sha256(path)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         try:
             with warnings.catch_warnings():
@@ -191,10 +192,6 @@ class Detector:
         return out
 
 
-_LOADED: dict[tuple[str, str, str], Detector] = {}
-_LOAD_LOCK = threading.Lock()
-
-
 def load_detector(name: str, path: Optional[str | os.PathLike] = None,
                   device: Optional[str | torch.device] = None) -> Detector:
     """The detector ``name`` (see :data:`DETECTOR_SPECS`) from ``path`` or the search folders,
@@ -203,11 +200,8 @@ def load_detector(name: str, path: Optional[str | os.PathLike] = None,
         raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTOR_SPECS)}")
     file = find_detector_file(name, path).resolve()
     stat = file.stat()
-    key = (name, f"{file}:{stat.st_size}:{stat.st_mtime_ns}", str(device))
-    with _LOAD_LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = Detector(DETECTOR_SPECS[name], file, device)
-        return _LOADED[key]
+    return resident(("detector", name, f"{file}:{stat.st_size}:{stat.st_mtime_ns}", str(device)),
+                    lambda: Detector(DETECTOR_SPECS[name], file, device))
 
 
 def detector_report(path: Optional[str | os.PathLike] = None) -> list[dict[str, Any]]:

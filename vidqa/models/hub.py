@@ -18,7 +18,9 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub import snapshot_download
 
 from vidqa.errors import ScorerError
+from vidqa.hashing import file_sha256
 from vidqa.models import MODELS_DIR_ENV
+from vidqa.models.download import WeightFile
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -72,10 +74,17 @@ def resolve_hf_model(
 def folder_weights_id(folder: Path) -> str:
     """A hash of a model folder's config and weight files (their content hashes), so a
     changed checkpoint under the same name changes the identity of every score it made."""
-    from vidqa.models.clip import _file_sha256
-
     digest = hashlib.sha256()
     for p in sorted(folder.iterdir()):
         if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name == "config.json"):
-            digest.update(f"{p.name}:{_file_sha256(str(p))}\n".encode())
+            digest.update(f"{p.name}:{file_sha256(p)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def hf_model_files(model: str, what: str, models_dir: Path) -> list[WeightFile]:
+    """A transformers model folder (config, weights, tokenizer, processor) from the Hub;
+    nothing for a local folder."""
+    if os.path.exists(model):
+        return []
+    return [WeightFile(what + " " + model, models_dir / "hf-hub" / model, repo=model,
+                       patterns=("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"))]

@@ -29,7 +29,9 @@ from torch import nn
 
 from vidqa.errors import ScorerError
 from vidqa.models import resolve_precision, torch_dtype
-from vidqa.models.hub import folder_weights_id, resolve_hf_model
+from vidqa.models.download import WeightFile
+from vidqa.models.hub import folder_weights_id, hf_model_files, resolve_hf_model
+from vidqa.models.resident import resident
 
 ASPECTS = ("visual_quality", "temporal_consistency", "dynamic_degree", "text_to_video_alignment",
            "factual_consistency")
@@ -307,6 +309,46 @@ class VideoScoreModel:
         return torch.cat(out) if out else torch.empty(0, len(ASPECTS))
 
 
+@dataclass(frozen=True)
+class VideoScoreWeights:
+    """The declaration of a VideoScore checkpoint a scorer needs (see :class:`ClipWeights`)."""
+
+    model: str
+    precision: str = "auto"
+    device: str = "cpu"
+
+    @property
+    def what(self) -> str:
+        return f"VideoScore model {self.model}"
+
+    def spec(self) -> VideoScoreSpec:
+        """The checkpoint's family and frame rule, read from its config.json."""
+        return resolve_checkpoint(self.model)[1]
+
+    def identity(self) -> dict[str, Any]:
+        folder, spec = resolve_checkpoint(self.model)
+        dtype = torch_dtype(resolve_precision(self.precision, self.device))
+        return {"model": self.model, "family": spec.family, "weights": folder_weights_id(folder),
+                "dtype": str(dtype).removeprefix("torch.")}
+
+    def files(self, models_dir: Path) -> list[WeightFile]:
+        return hf_model_files(self.model, "VideoScore model", models_dir)
+
+    def load(self) -> "VideoScoreModel":
+        return resident(("videoscore", self.model, self.device, self.precision),
+                        lambda: load_videoscore(self.model, self.device, self.precision))
+
+
+def resolve_checkpoint(model: str, models_dir: Optional[str] = None) -> tuple[Path, VideoScoreSpec]:
+    """The local folder of a VideoScore checkpoint and how it reads a video."""
+    folder = resolve_hf_model(model, "VideoScore model", models_dir=models_dir)
+    family = checkpoint_family(folder)
+    spec = KNOWN_MODELS.get(model) or DEFAULT_SPECS[family]
+    if spec.family != family:
+        raise ScorerError(f"VideoScore model {model}: checkpoint is {family}, expected {spec.family}")
+    return folder, spec
+
+
 def load_videoscore(model: str = "TIGER-Lab/VideoScore", device: str = "cpu", precision: str = "auto",
                     models_dir: Optional[str] = None) -> VideoScoreModel:
     """A VideoScore checkpoint (Hub id, or folder with config.json, weights and processor
@@ -315,11 +357,8 @@ def load_videoscore(model: str = "TIGER-Lab/VideoScore", device: str = "cpu", pr
     Raises ScorerError when the checkpoint is not available offline (with the download
     command), is not a VideoScore backbone, or does not match the architecture exactly.
     """
-    folder = resolve_hf_model(model, "VideoScore model", models_dir=models_dir)
-    family = checkpoint_family(folder)
-    spec = KNOWN_MODELS.get(model) or DEFAULT_SPECS[family]
-    if spec.family != family:
-        raise ScorerError(f"VideoScore model {model}: checkpoint is {family}, expected {spec.family}")
+    folder, spec = resolve_checkpoint(model, models_dir)
+    family = spec.family
     dtype = torch_dtype(resolve_precision(precision, device))
     cls = head_class(family)
     kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True, "attn_implementation": "sdpa",

@@ -1,96 +1,73 @@
-"""Scorer registry: names to classes, and a per-process cache so models load once."""
+"""Configured scorers: the registry (the one list of scorer names) and building them.
+
+Adding a scorer is its module plus one line in ``REGISTRY``: the flow form, the CLI's help
+and ``vidqa models`` follow from it (see CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
-import sys
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
-from vidqa.scorers.base import Metric, Resources, ScoreItem, Scorer, ScorerConfig
+from vidqa.models.resident import release_resident, resident
+from vidqa.scorers.base import ClipNeeds, Metric, Resources, ScoreItem, Scorer, ScorerConfig
 
-# name -> (module, scorer class, config class). Modules are imported on first use: a process
-# that runs only the technical scorer (a fanned-out shard, say) never imports torch.
-_SCORER_MODULES = {
-    "technical": ("vidqa.scorers.technical", "TechnicalScorer", "TechnicalConfig"),
-    "emscore": ("vidqa.scorers.emscore", "EMScoreScorer", "EMScoreConfig"),
-    "text_video": ("vidqa.scorers.text_video", "TextVideoScorer", "TextVideoConfig"),
-    "video_audio": ("vidqa.scorers.video_audio", "VideoAudioScorer", "VideoAudioConfig"),
-    "aesthetic": ("vidqa.scorers.aesthetic", "AestheticScorer", "AestheticConfig"),
-    "videoscore": ("vidqa.scorers.videoscore", "VideoScoreScorer", "VideoScoreConfig"),
+# name -> "module:class". Modules are imported on first use: a process that runs only the
+# technical scorer (a fanned-out shard, say) never imports torch.
+REGISTRY: dict[str, str] = {
+    "technical": "vidqa.scorers.technical:TechnicalScorer",
+    "emscore": "vidqa.scorers.emscore:EMScoreScorer",
+    "text_video": "vidqa.scorers.text_video:TextVideoScorer",
+    "video_audio": "vidqa.scorers.video_audio:VideoAudioScorer",
+    "aesthetic": "vidqa.scorers.aesthetic:AestheticScorer",
+    "videoscore": "vidqa.scorers.videoscore:VideoScoreScorer",
 }
-_EXPORTS = {attr: module for module, *attrs in _SCORER_MODULES.values() for attr in attrs}
 
 
-class _Registry(Mapping[str, "type[Scorer]"]):
+class _Scorers(Mapping[str, "type[Scorer]"]):
     """Scorer names to classes, each imported when first looked up."""
 
     def __getitem__(self, name: str) -> type[Scorer]:
-        module, scorer, _ = _SCORER_MODULES[name]
-        return getattr(importlib.import_module(module), scorer)
+        try:
+            module, cls = REGISTRY[name].split(":")
+        except KeyError:
+            raise KeyError(f"unknown scorer {name!r}; known: {', '.join(REGISTRY)}") from None
+        return getattr(importlib.import_module(module), cls)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_SCORER_MODULES)
+        return iter(REGISTRY)
 
     def __len__(self) -> int:
-        return len(_SCORER_MODULES)
+        return len(REGISTRY)
 
 
-SCORERS: Mapping[str, type[Scorer]] = _Registry()
-
-
-def __getattr__(name: str) -> Any:
-    # `from vidqa.scorers import TechnicalConfig` imports that scorer's module only (PEP 562).
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_resident: dict[tuple[str, str, str], Scorer] = {}
-_lock = threading.Lock()
+SCORERS: Mapping[str, type[Scorer]] = _Scorers()
+SCORER_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
 def build_scorer(
     name: str, config: dict[str, Any] | ScorerConfig | None = None, context: Optional[dict[str, Any]] = None
 ) -> Scorer:
-    """The scorer ``name`` with ``config`` and run context, reused within this process
-    (models stay resident: a scorer instance loads its model once)."""
-    try:
-        cls = SCORERS[name]
-    except KeyError:
-        raise ValueError(f"unknown scorer {name!r}; known: {', '.join(sorted(SCORERS))}") from None
-    validated = cls.config_model.model_validate(config or {}) if not isinstance(config, ScorerConfig) else config
-    key = (name, json.dumps(validated.model_dump(mode="json"), sort_keys=True),
+    """The scorer ``name`` with ``config`` and run context, one instance per process (its
+    models load on ``setup()``, once)."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown scorer {name!r}; known: {', '.join(REGISTRY)}")
+    cls = SCORERS[name]
+    validated = config if isinstance(config, ScorerConfig) else cls.config_model.model_validate(config or {})
+    key = ("scorer", name, json.dumps(validated.model_dump(mode="json"), sort_keys=True),
            json.dumps(context or {}, sort_keys=True, default=str))
-    with _lock:
-        scorer = _resident.get(key)
-        if scorer is None:
-            scorer = cls(validated)
-            if context:
-                scorer.bind(context)
-            _resident[key] = scorer
-    return scorer
+    return resident(key, lambda: cls(validated, context))
 
 
 def release_resident_scorers() -> None:
-    """Drop this process's resident scorers and their models (a fan-out parent loads them only
-    to name their configuration; the shards' processes load their own)."""
-    import gc
-
-    with _lock:
-        _resident.clear()
-    gc.collect()
-    torch = sys.modules.get("torch")  # no torch imported: no GPU memory to give back
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    """Drop this process's scorers and every model they (or anything else) loaded: CLIP,
+    heads, audio pipelines, VideoScore, detectors. The next use loads again."""
+    release_resident()
 
 
 __all__ = [
-    "release_resident_scorers",
-    "SCORERS", "Metric", "Resources", "ScoreItem", "Scorer", "ScorerConfig",
-    "TechnicalConfig", "TechnicalScorer", "EMScoreConfig", "EMScoreScorer", "TextVideoConfig",
-    "TextVideoScorer", "VideoAudioConfig", "VideoAudioScorer", "AestheticConfig", "AestheticScorer", "VideoScoreConfig",
-    "VideoScoreScorer", "build_scorer",
+    "REGISTRY", "SCORERS", "SCORER_NAMES", "ClipNeeds", "Metric", "Resources", "ScoreItem", "Scorer", "ScorerConfig",
+    "build_scorer", "release_resident_scorers",
 ]

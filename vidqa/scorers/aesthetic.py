@@ -9,10 +9,10 @@ import torch
 from pydantic import Field
 
 from vidqa.errors import ScorerError
-from vidqa.models.aesthetic import aesthetic_scores, load_aesthetic_head
-from vidqa.sampling import SamplingSpec
-from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
-from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer
+from vidqa.models.aesthetic import AestheticHead, AestheticHeadWeights, aesthetic_scores
+from vidqa.video.sampling import SamplingSpec
+from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig, Weights
+from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer
 
 
 class AestheticConfig(ScorerConfig):
@@ -36,22 +36,31 @@ class AestheticScorer(ClipScorer):
     (5.5 fair, 6.5 high). Per-frame scores are in the details."""
 
     name: ClassVar[str] = "aesthetic"
+    title: ClassVar[str] = "Aesthetic"
+    summary: ClassVar[str] = "LAION aesthetic score (CLIP ViT-L/14 + MLP head)."
     # 2: the metric is named "aesthetic" (was "aesthetic_score"), as the wide views' column.
     version: ClassVar[str] = "2"
     config_model: ClassVar[type[ScorerConfig]] = AestheticConfig
     metrics: ClassVar[tuple[str, ...]] = ("aesthetic",)
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.head = load_aesthetic_head(self.config.head)
-        if self.head.embed_dim != self.clip.embed_dim:
-            raise ScorerError(
-                f"aesthetic head {self.config.head} takes {self.head.embed_dim}-d embeddings but CLIP "
-                f"{self.clip.name} gives {self.clip.embed_dim}-d; use the CLIP the head was trained on"
-            )
+    def weights(self) -> dict[str, Weights]:
+        return {**super().weights(), "head": AestheticHeadWeights(self.config.head)}
+
+    @property
+    def head(self) -> AestheticHead:
+        return self.models["head"]
 
     def model_identity(self) -> dict[str, Any]:
-        return {**super().model_identity(), "head": self.head.identity()}
+        identity = super().model_identity()
+        # A head on the wrong CLIP fails when the scorer is named, before any video is read.
+        head_dim = self.declared_weights["head"].embed_dim()
+        clip_dim = self.declared_weights["clip"].embed_dim()
+        if head_dim != clip_dim:
+            raise ScorerError(
+                f"aesthetic head {self.config.head} takes {head_dim}-d embeddings but CLIP "
+                f"{self.config.clip.model} gives {clip_dim}-d; use the CLIP the head was trained on"
+            )
+        return identity
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
         embeddings = self.encode_frames([item.frames.array for item in items])

@@ -1,20 +1,35 @@
-"""What every scorer is: a named, hashed configuration that scores clips from shared frames."""
+"""What every scorer is: a named, hashed configuration that scores clips from shared frames.
+
+A scorer has a lifecycle (the Cosmos-Curate / NeMo Curator stage pattern):
+
+1. **Construction is cheap**: ``Scorer(config, context)`` validates the configuration and
+   declares what it needs: the weights it loads (:meth:`Scorer.weights`), the GPU share and
+   batch size it wants (``resources``), and what each clip must bring (:meth:`Scorer.needs`:
+   frames, audio, text fields). Its identity, ``config_hash``, comes from the configuration,
+   the run-level context and the hashes of its weight files, found on disk without loading
+   anything; a missing file fails here, with the command that fetches it.
+2. :meth:`Scorer.setup` loads the models, once, in the process that scores (models are kept in
+   :mod:`vidqa.models.resident`, so ``release_resident_scorers`` frees them all).
+3. :meth:`Scorer.score` takes a batch of clips and gives their metrics.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
+import threading
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Optional
+from functools import cached_property
+from typing import Any, ClassVar, Literal, Optional, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vidqa.audio import AudioClip, AudioRequest
-from vidqa.clips import ClipSpan
-from vidqa.frames import Frames
-from vidqa.probe import VideoProbe
-from vidqa.sampling import SamplingSpec
+from vidqa.errors import ScorerError
+from vidqa.hashing import stable_hash
+from vidqa.video.audio import AudioClip, AudioRequest
+from vidqa.video.clips import ClipSpan
+from vidqa.video.decode import Frames
+from vidqa.video.probe import VideoProbe
+from vidqa.video.sampling import SamplingSpec
 
 
 class Resources(BaseModel):
@@ -24,11 +39,6 @@ class Resources(BaseModel):
 
     gpus: float = Field(0.0, ge=0, description="GPU share per worker (0 = CPU only).")
     batch_size: int = Field(1, ge=1, description="Clips scored per call.")
-
-
-def stable_hash(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def input_hash(inputs: dict[str, Any]) -> str:
@@ -44,6 +54,13 @@ class Runtime(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present.")
     batch_size: int = Field(64, ge=1, description="Frames per encoder batch.")
 
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
 
 class ScorerConfig(BaseModel):
     """Base of every scorer's configuration; ``sampling`` decides which frames it sees."""
@@ -52,6 +69,63 @@ class ScorerConfig(BaseModel):
 
     sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Frames this scorer sees.")
     runtime: Runtime = Field(default_factory=Runtime, description="Device and batch size (do not change scores).")
+
+    @classmethod
+    def flag_overrides(cls, flags: "CliFlags") -> dict[str, Any]:
+        """What the command line's shared flags set in this configuration (``vidqa run``):
+        frames, sampling, frame size and device. A scorer whose settings read other flags
+        (a model name) or not these (its frames are fixed) overrides this."""
+        out: dict[str, Any] = {}
+        if flags.sampling is not None:
+            out["sampling"] = dict(flags.sampling)
+        if flags.max_size is not None:
+            out.setdefault("sampling", {})["max_size"] = flags.max_size
+        if flags.device:
+            out["runtime"] = {"device": flags.device}
+        return out
+
+
+@dataclass(frozen=True)
+class CliFlags:
+    """The command line's flags that scorers' configurations may read (see ``flag_overrides``)."""
+
+    sampling: Optional[dict[str, Any]] = None
+    frames: Optional[int] = None
+    max_size: Optional[int] = None
+    device: Optional[str] = None
+    clip_model: Optional[str] = None
+    audio_model: Optional[str] = None
+    videoscore_model: Optional[str] = None
+
+
+class Weights(Protocol):
+    """A declared model file (or folder) a scorer needs. ``identity`` names it from its files
+    (hashes) without loading it and raises ScorerError, saying how to get it, when it is
+    missing; ``files`` plans its download; ``load`` gives the resident model, whose own
+    ``identity()`` must equal the declared one."""
+
+    @property
+    def what(self) -> str: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def files(self, models_dir: Any) -> list: ...
+
+    def load(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ClipNeeds:
+    """What one clip of a row must bring to a scorer; the pipeline fulfils it: frames decoded
+    once per sampling and clip, audio once per request and clip, text from the row."""
+
+    inputs: dict[str, Any]  # text fields read: part of each score's identity
+    frames: SamplingSpec
+    audio: Optional[AudioRequest] = None
+
+    @property
+    def input_hash(self) -> str:
+        return input_hash(self.inputs)
 
 
 @dataclass
@@ -63,7 +137,7 @@ class ScoreItem:
     frames: Frames
     fields: dict[str, Any] = field(default_factory=dict)
     clip: Optional[ClipSpan] = None
-    # The clip's audio, decoded for scorers whose ``audio_request`` asked for it.
+    # The clip's audio, decoded for scorers whose ``needs`` asked for it.
     audio: Optional[AudioClip] = None
 
 
@@ -81,24 +155,42 @@ class Metric:
 
 
 class Scorer:
-    """Subclasses set ``name``, ``version``, ``config_model``, ``metrics`` and implement ``score``.
-
-    A scorer instance holds its model (if any) for the life of the worker process.
-    """
+    """Subclasses set ``name``, ``version``, ``config_model``, ``metrics``, declare
+    :meth:`weights`, and implement :meth:`load` (if they hold more than their weights) and
+    :meth:`score`."""
 
     name: ClassVar[str]
+    # The settings' heading and one-line description in the flow's form (Prefect UI).
+    title: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     # Bump when the computation changes, so stored scores of the old code are not reused.
     version: ClassVar[str] = "1"
     config_model: ClassVar[type[ScorerConfig]] = ScorerConfig
     metrics: ClassVar[tuple[str, ...]] = ()
     resources: ClassVar[Resources] = Resources()
 
-    def __init__(self, config: Optional[ScorerConfig | dict] = None):
+    def __init__(self, config: Optional[ScorerConfig | dict] = None, context: Optional[dict[str, Any]] = None):
         if config is None:
             config = self.config_model()
         elif isinstance(config, dict):
             config = self.config_model.model_validate(config)
         self.config = config
+        # Run-level context computed over the whole source (e.g. EMScore's IDF corpus).
+        self.context: dict[str, Any] = dict(context or {})
+        self.models: dict[str, Any] = {}
+        self._setup_lock = threading.Lock()
+        self._ready = False
+
+    # -- declarations (cheap) --------------------------------------------------------------
+
+    def weights(self) -> dict[str, Weights]:
+        """The model files this scorer loads, by the key their identity takes in
+        :meth:`identity` (``clip``, ``head``, ...)."""
+        return {}
+
+    @cached_property
+    def declared_weights(self) -> dict[str, Weights]:
+        return self.weights()
 
     @property
     def sampling(self) -> SamplingSpec:
@@ -109,6 +201,27 @@ class Scorer:
         """Clips a worker gathers before calling :meth:`score` once."""
         return self.resources.batch_size
 
+    def inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The text fields of a manifest row this scorer reads; part of each score's
+        identity. Raises ScorerError when a required field is missing."""
+        return {}
+
+    def audio_request(self, fields: dict[str, Any]) -> Optional[AudioRequest]:
+        """The audio this scorer must hear for a row, or None when it needs none."""
+        return None
+
+    def needs(self, fields: dict[str, Any]) -> ClipNeeds:
+        """What each clip of the row ``fields`` must bring (raises ScorerError when the row
+        lacks a text field this scorer requires)."""
+        return ClipNeeds(self.inputs(fields), self.sampling, self.audio_request(fields))
+
+    def context_for(self, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """Run-level context from every ``(uri, fields)`` row of the source (computed once
+        per run, before scoring, and handed to every worker's scorer)."""
+        return {}
+
+    # -- identity --------------------------------------------------------------------------
+
     def identity(self) -> dict[str, Any]:
         """What the scores depend on; its hash is ``config_hash``. Settings that do not
         change a score (device, batch size) stay out."""
@@ -116,30 +229,42 @@ class Scorer:
         return {"scorer": self.name, "version": self.version, "config": config, **self.model_identity()}
 
     def model_identity(self) -> dict[str, Any]:
-        """Identity of loaded weights (a checkpoint's hash), for scorers with models."""
-        return {}
+        """Identity of the declared weights (their files' hashes), and of anything else
+        outside the configuration that changes scores (run context)."""
+        return {key: w.identity() for key, w in self.declared_weights.items()}
 
-    def context_for(self, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-        """Run-level context from every ``(uri, fields)`` row of the source (computed once
-        per run, before scoring, and handed to :meth:`bind` in every worker)."""
-        return {}
+    @cached_property
+    def identity_record(self) -> dict[str, Any]:
+        """:meth:`identity`, computed once (it hashes weight files): what the
+        ``scorer_configs`` table keeps under ``config_hash``."""
+        return self.identity()
 
-    def bind(self, context: dict[str, Any]) -> None:
-        """Receive run-level context computed over the whole source (e.g. an IDF table)."""
-
-    def inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The text fields of a manifest row this scorer reads; part of each score's
-        identity. Raises ScorerError when a required field is missing."""
-        return {}
-
-    def audio_request(self, fields: dict[str, Any]) -> Optional[AudioRequest]:
-        """The audio this scorer must hear for a row (decoded by the pipeline per clip, while
-        the video file is at hand), or None when it needs none."""
-        return None
-
-    @property
+    @cached_property
     def config_hash(self) -> str:
-        return stable_hash(self.identity())
+        return stable_hash(self.identity_record)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def setup(self) -> "Scorer":
+        """Load the declared weights (resident in this process) and whatever :meth:`load`
+        builds; once per scorer, in the process that scores."""
+        with self._setup_lock:
+            if not self._ready:
+                for key, declared in self.declared_weights.items():
+                    model = declared.load()
+                    if model.identity() != declared.identity():
+                        raise ScorerError(
+                            f"{self.name}: the loaded {declared.what} is not the one its configuration hash "
+                            f"names ({model.identity()} != {declared.identity()})"
+                        )
+                    self.models[key] = model
+                self.load()
+                self._ready = True
+        return self
+
+    def load(self) -> None:
+        """Build what scoring needs beyond the declared weights (tables, checks); ``models``
+        holds the loaded weights by key."""
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
         """Score a batch; one entry per item: its metrics, or the exception that failed it."""

@@ -11,16 +11,17 @@ from pydantic import Field
 
 from vidqa.errors import ScorerError
 from vidqa.metrics.emscore import METRICS, SCORE_TYPES, emscore, frame_details, idf_table, idf_weights
-from vidqa.models.clip import encode_text_tokens, text_token_ids
-from vidqa.sampling import SamplingSpec
-from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig, stable_hash
-from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer
+from vidqa.models.clip_model import encode_text_tokens, text_token_ids
+from vidqa.video.sampling import SamplingSpec
+from vidqa.hashing import stable_hash
+from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
+from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer, ClipScorerConfig
 
 ScoreType = Literal["EMScore(X,X*)", "EMScore(X,V)", "EMScore(X,V,X*)"]
 MetricName = Literal["figr_P", "figr_R", "figr_F", "cogr", "full_P", "full_R", "full_F"]
 
 
-class EMScoreConfig(ScorerConfig):
+class EMScoreConfig(ClipScorerConfig):
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model (paper: ViT-B/32 OpenAI).")
     sampling: SamplingSpec = Field(
         default_factory=lambda: SamplingSpec(method="every_n_seconds", seconds=1.0, max_frames=256),
@@ -39,14 +40,15 @@ _TEXT_CACHE_SIZE = 8192
 
 class EMScoreScorer(ClipScorer):
     name: ClassVar[str] = "emscore"
+    title: ClassVar[str] = "EMScore"
+    summary: ClassVar[str] = "Caption vs video frames and reference captions."
     version: ClassVar[str] = "1"
     config_model: ClassVar[type[ScorerConfig]] = EMScoreConfig
     metrics: ClassVar[tuple[str, ...]] = tuple(f"{t}_{m}" for t in SCORE_TYPES for m in METRICS)
 
-    def __init__(self, config=None):
-        super().__init__(config)
+    def __init__(self, config=None, context=None):
+        super().__init__(config, context)
         self._idf = None
-        self._idf_identity: dict[str, Any] = {}
         self._texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, list[int]]] = OrderedDict()
 
     # -- inputs and run context --------------------------------------------------------
@@ -77,21 +79,25 @@ class EMScoreScorer(ClipScorer):
         corpus = list(refs.values()) or list(cands.values())
         return {"idf_corpus": corpus} if corpus else {}
 
-    def bind(self, context: dict[str, Any]) -> None:
-        corpus = context.get("idf_corpus")
-        if self.config.idf and corpus:
-            self._idf = idf_table(text_token_ids(self.clip, corpus))
-            self._idf_identity = {"idf_corpus": {"sha": stable_hash(corpus), "documents": len(corpus)}}
+    @property
+    def _idf_corpus(self) -> list[str]:
+        return self.context.get("idf_corpus") or [] if self.config.idf else []
 
     def model_identity(self) -> dict[str, Any]:
-        return {**super().model_identity(), **self._idf_identity}
+        corpus = self._idf_corpus
+        idf = {"idf_corpus": {"sha": stable_hash(corpus), "documents": len(corpus)}} if corpus else {}
+        return {**super().model_identity(), **idf}
+
+    def load(self) -> None:
+        if self._idf_corpus:
+            self._idf = idf_table(text_token_ids(self.clip_model, self._idf_corpus))
 
     # -- scoring ---------------------------------------------------------------------------
 
     def _encode_texts(self, texts: list[str]) -> None:
         new = [t for t in dict.fromkeys(texts) if t not in self._texts]
         if new:
-            enc = encode_text_tokens(self.clip, new)
+            enc = encode_text_tokens(self.clip_model, new)
             for i, text in enumerate(new):
                 mask = enc.mask[i]
                 self._texts[text] = (enc.token_embeddings[i][mask], enc.global_embeddings[i],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from vidqa.metrics import technical as tm
@@ -16,6 +18,8 @@ class TechnicalConfig(ScorerConfig):
 
 class TechnicalScorer(Scorer):
     name = "technical"
+    title: ClassVar[str] = "Technical metrics"
+    summary: ClassVar[str] = "Luminance, sharpness, temporal change."
     version = "1"
     config_model = TechnicalConfig
     metrics = (

@@ -8,9 +8,9 @@ import torch
 from pydantic import Field
 
 from vidqa.errors import ScorerError
-from vidqa.sampling import SamplingSpec
+from vidqa.video.sampling import SamplingSpec
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
-from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer
+from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer, ClipScorerConfig
 
 Reduce = Literal["avg", "max", "min"]
 Flip = Literal["none", "horizontal", "vertical", "both"]
@@ -21,7 +21,7 @@ def reduce_similarities(sims: torch.Tensor) -> dict[str, float]:
     return {"avg": float(s.mean()), "max": float(s.max()), "min": float(s.min())}
 
 
-class TextVideoConfig(ScorerConfig):
+class TextVideoConfig(ClipScorerConfig):
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model.")
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(method="uniform", n=8),
                                    description="Frames compared with the text.")
@@ -35,6 +35,8 @@ class TextVideoScorer(ClipScorer):
     raw cosine (no 100x scale, no clamp at 0); min/avg/max are in the details."""
 
     name: ClassVar[str] = "text_video"
+    title: ClassVar[str] = "Text-video similarity"
+    summary: ClassVar[str] = "CLIP similarity of frames and a text."
     version: ClassVar[str] = "1"
     config_model: ClassVar[type[ScorerConfig]] = TextVideoConfig
     metrics: ClassVar[tuple[str, ...]] = ("text_video_sim",)

@@ -14,13 +14,13 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vidqa.audio import AudioRequest
+from vidqa.video.audio import AudioRequest
 from vidqa.errors import ScorerError
 from vidqa.models import resolve_precision
-from vidqa.models.audio import AudioTask, AudioToText, load_audio_to_text
-from vidqa.sampling import SamplingSpec
-from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
-from vidqa.scorers.clip_common import ClipModelConfig, ClipScorer, resolve_device
+from vidqa.models.audio import AudioModelWeights, AudioTask, AudioToText
+from vidqa.scorers.base import CliFlags, Metric, ScoreItem, ScorerConfig, Weights
+from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer, ClipScorerConfig
+from vidqa.video.sampling import SamplingSpec
 from vidqa.scorers.text_video import Flip, Reduce, reduce_similarities
 
 
@@ -48,7 +48,7 @@ class AudioTextConfig(BaseModel):
         return self
 
 
-class VideoAudioConfig(ScorerConfig):
+class VideoAudioConfig(ClipScorerConfig):
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model.")
     sampling: SamplingSpec = Field(
         default_factory=lambda: SamplingSpec(method="uniform", n=3),
@@ -59,6 +59,13 @@ class VideoAudioConfig(ScorerConfig):
     flip: Flip = Field("none", description="Add flipped copies of the frames before reducing.")
     min_score: float = Field(0.0, description="Pass when min_score <= similarity <= max_score.")
     max_score: float = Field(1.0, description="Pass when min_score <= similarity <= max_score.")
+
+    @classmethod
+    def flag_overrides(cls, flags: CliFlags) -> dict[str, Any]:
+        out = super().flag_overrides(flags)
+        if flags.audio_model:
+            out["audio"] = {"model": flags.audio_model}
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> "VideoAudioConfig":
@@ -74,24 +81,26 @@ class VideoAudioScorer(ClipScorer):
     and min/avg/max are in the details. CLIP reads at most 77 tokens of the text."""
 
     name: ClassVar[str] = "video_audio"
+    title: ClassVar[str] = "Video-audio similarity"
+    summary: ClassVar[str] = (
+        "CLIP similarity of frames and the audio's text (provided description, or speech recognition)."
+    )
     version: ClassVar[str] = "1"
     config_model: ClassVar[type[ScorerConfig]] = VideoAudioConfig
     metrics: ClassVar[tuple[str, ...]] = ("video_audio_sim", "video_audio_pass")
 
-    def __init__(self, config=None):
-        super().__init__(config)
+    def weights(self) -> dict[str, Weights]:
+        declared = super().weights()
         a = self.config.audio
-        self.audio_to_text: Optional[AudioToText] = None
         if a.model:
-            device = resolve_device(self.config.runtime)
-            precision = resolve_precision(a.precision, device, gpu="fp16")
-            self.audio_to_text = load_audio_to_text(a.model, a.task, device, precision, a.top_k, a.label_template)
+            device = self.config.runtime.resolved_device()
+            declared["audio_model"] = AudioModelWeights(a.model, a.task, resolve_precision(a.precision, device, gpu="fp16"),
+                                                        device, a.top_k, a.label_template)
+        return declared
 
-    def model_identity(self) -> dict[str, Any]:
-        ident = super().model_identity()
-        if self.audio_to_text is not None:
-            ident["audio_model"] = self.audio_to_text.identity()
-        return ident
+    @property
+    def audio_to_text(self) -> Optional[AudioToText]:
+        return self.models.get("audio_model")
 
     def _provided_text(self, fields: dict[str, Any]) -> Optional[str]:
         text = fields.get(self.config.audio.text_key)
@@ -102,17 +111,20 @@ class VideoAudioScorer(ClipScorer):
         text = self._provided_text(fields)
         if text is not None:
             return {a.text_key: text}
-        if self.audio_to_text is None:
+        if not a.model:
             raise ScorerError(f"no {a.text_key!r} audio description, and no audio model configured "
                               "(audio.model) to make one from the audio")
         audio_path = fields.get(a.audio_key)
         return {a.audio_key: audio_path} if audio_path else {}
 
     def audio_request(self, fields: dict[str, Any]) -> Optional[AudioRequest]:
-        if self._provided_text(fields) is not None or self.audio_to_text is None:
+        if self._provided_text(fields) is not None or not self.config.audio.model:
             return None
         source = fields.get(self.config.audio.audio_key) or None
-        return AudioRequest(self.audio_to_text.sampling_rate, self.config.audio.max_audio_s, source)
+        # The rate the model hears at is known once it is loaded: the clip's audio is
+        # decoded only for clips with work left, so loading here costs nothing extra.
+        rate = self.setup().audio_to_text.sampling_rate
+        return AudioRequest(rate, self.config.audio.max_audio_s, source)
 
     def _texts(self, items: list[ScoreItem]) -> list[tuple[str, str] | Exception]:
         """(text, where it came from) per item, or the reason there is none."""

@@ -4,6 +4,7 @@ checkpoints), stored as the metrics ``visual_quality``, ``temporal_consistency``
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, field_validator
@@ -11,11 +12,10 @@ from pydantic import Field, field_validator
 from vidqa.errors import ScorerError, VideoError
 from vidqa.models.videoscore import (
     ASPECTS, QWEN_FRAME_FACTOR, QWEN_MIN_FRAMES, QWEN_VIDEO_MAX_PIXELS, QWEN_VIDEO_MIN_PIXELS,
-    QWEN_VIDEO_TOTAL_PIXELS, VideoScoreModel, load_videoscore,
+    QWEN_VIDEO_TOTAL_PIXELS, VideoScoreModel, VideoScoreWeights,
 )
-from vidqa.sampling import SamplingSpec
-from vidqa.scorers.base import Metric, Resources, Runtime, ScoreItem, Scorer, ScorerConfig
-from vidqa.scorers.clip_common import resolve_device
+from vidqa.video.sampling import SamplingSpec
+from vidqa.scorers.base import CliFlags, Metric, Resources, Runtime, ScoreItem, Scorer, ScorerConfig, Weights
 
 
 class VideoScoreConfig(ScorerConfig):
@@ -39,6 +39,18 @@ class VideoScoreConfig(ScorerConfig):
     runtime: Runtime = Field(default_factory=lambda: Runtime(batch_size=4),
                              description="Device, and videos per forward pass (halved when GPU memory runs out).")
 
+    @classmethod
+    def flag_overrides(cls, flags: CliFlags) -> dict[str, Any]:
+        # VideoScore picks its frames as its checkpoint was trained; --frames caps them.
+        out: dict[str, Any] = {}
+        if flags.frames is not None:
+            out["max_frames"] = flags.frames
+        if flags.videoscore_model:
+            out["model"] = flags.videoscore_model
+        if flags.device:
+            out["runtime"] = {"device": flags.device}
+        return out
+
     @field_validator("sampling", mode="before")
     @classmethod
     def _no_sampling(cls, value: Any) -> Any:
@@ -54,27 +66,32 @@ class VideoScoreScorer(Scorer):
     scorer only. Videos are batched per forward pass (``runtime.batch_size`` videos)."""
 
     name: ClassVar[str] = "videoscore"
+    title: ClassVar[str] = "VideoScore"
+    summary: ClassVar[str] = (
+        "Five learned quality scores of a video and its prompt (TIGER-Lab VideoScore)."
+    )
     version: ClassVar[str] = "1"
     config_model: ClassVar[type[ScorerConfig]] = VideoScoreConfig
     metrics: ClassVar[tuple[str, ...]] = ASPECTS
     resources: ClassVar[Resources] = Resources(gpus=1.0, batch_size=4)
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        device = resolve_device(self.config.runtime)
-        self.model: VideoScoreModel = load_videoscore(self.config.model, device=device,
-                                                      precision=self.config.precision)
-        spec = self.model.spec
-        n = self.config.max_frames or spec.num_frames
-        if spec.fps is None:
-            self._sampling = SamplingSpec(method="linspace", n=n, rounding="floor")
-        else:
-            self._sampling = SamplingSpec(method="linspace", n=n, fps=spec.fps, rounding="nearest",
-                                          multiple=QWEN_FRAME_FACTOR, min_frames=QWEN_MIN_FRAMES)
+    def weights(self) -> dict[str, Weights]:
+        return {"videoscore": VideoScoreWeights(self.config.model, self.config.precision,
+                                                self.config.runtime.resolved_device())}
 
     @property
+    def model(self) -> VideoScoreModel:
+        return self.models["videoscore"]
+
+    @cached_property
     def sampling(self) -> SamplingSpec:
-        return self._sampling
+        """The checkpoint's frame rule (read from its config.json, not from the loaded model)."""
+        spec = self.declared_weights["videoscore"].spec()
+        n = self.config.max_frames or spec.num_frames
+        if spec.fps is None:
+            return SamplingSpec(method="linspace", n=n, rounding="floor")
+        return SamplingSpec(method="linspace", n=n, fps=spec.fps, rounding="nearest",
+                            multiple=QWEN_FRAME_FACTOR, min_frames=QWEN_MIN_FRAMES)
 
     @property
     def queue_size(self) -> int:
@@ -83,13 +100,13 @@ class VideoScoreScorer(Scorer):
     def identity(self) -> dict[str, Any]:
         identity = super().identity()
         identity["config"].pop("sampling", None)
-        if self.model.family == "idefics2":  # the pixel budget is Qwen2-VL's only
+        if self.declared_weights["videoscore"].spec().family == "idefics2":  # the pixel budget is Qwen2-VL's only
             for key in ("min_pixels", "max_pixels", "total_pixels"):
                 identity["config"].pop(key, None)
         return identity
 
     def model_identity(self) -> dict[str, Any]:
-        return {"videoscore": self.model.identity(), "frames": self._sampling.model_dump(mode="json")}
+        return {**super().model_identity(), "frames": self.sampling.model_dump(mode="json")}
 
     def inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
         text = fields.get(self.config.text_key)
@@ -104,7 +121,7 @@ class VideoScoreScorer(Scorer):
             try:
                 prompt = self.inputs(item.fields)["prompt"]
                 start, end = (item.clip.start_frame, item.clip.end_frame) if item.clip else (0, None)
-                positions = self._sampling.positions(item.probe, start, end)
+                positions = self.sampling.positions(item.probe, start, end)
                 videos.append(item.frames.at(positions))
                 prompts.append(prompt)
                 ready.append((len(results), positions))

@@ -7,12 +7,12 @@ import contextlib
 from pathlib import Path
 from typing import Iterator, Optional
 
-from vidqa.config import Settings, get_settings
+from vidqa.config import get_settings
 from vidqa.errors import VideoError
 from vidqa.retry import call_with_retries
 from vidqa.storage import s3
 from vidqa.storage.cache import CacheIntegrityError, ObjectCache
-from vidqa.storage.local import list_local, local_ref, read_error, sha256_of_file
+from vidqa.storage.local import list_local, local_ref, local_content_id, read_error
 from vidqa.storage.manifest import ManifestError, is_manifest, manifest_entries, parse_manifest
 from vidqa.storage.refs import VideoRef
 from vidqa.storage.s3 import S3Options
@@ -88,7 +88,7 @@ class Storage:
             ref = self.resolve(ref)
             return "etag:" + ref.etag.strip('"')
         try:
-            return sha256_of_file(ref.uri)
+            return local_content_id(ref.uri)
         except OSError as exc:
             raise read_error(exc) from None
 
@@ -125,5 +125,5 @@ def list_videos(source: str, video_key: str = "video_path") -> list[VideoRef]:
 
 __all__ = [
     "ManifestError", "ObjectCache", "S3Options", "Storage", "VideoRef", "list_videos",
-    "sha256_of_file",
+    "local_content_id",
 ]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import glob as globlib
-import hashlib
 import os
 from pathlib import Path
 
 from vidqa.errors import VideoError
+from vidqa.hashing import file_sha256
 from vidqa.storage.refs import VideoRef, is_video_name
 
 
@@ -44,12 +44,9 @@ def list_local(source: str) -> list[VideoRef]:
     return sorted((local_ref(p) for p in found), key=lambda r: r.uri)
 
 
-def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+def local_content_id(path: str) -> str:
+    """A local file's content id: ``sha256:`` and the hex SHA-256 of its bytes."""
+    return "sha256:" + file_sha256(path)
 
 
 def read_error(exc: OSError) -> VideoError:

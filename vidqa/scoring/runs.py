@@ -12,7 +12,7 @@ from vidqa import __version__
 from vidqa.db import get_engine, repository as repo
 from vidqa.db.migrate import ensure_schema
 from vidqa.db.views import refresh_if_stale
-from vidqa.summary import RunSummary
+from vidqa.scoring.outcomes import RunSummary, VideoOutcome
 
 
 def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str], flow_name: Optional[str]) -> str:
@@ -35,8 +35,8 @@ def submit_shard(run_id: str, shard_index: int, n_videos: int, flow_run_id: str)
     repo.submit_shard(get_engine(), uuid.UUID(run_id), shard_index, n_videos, uuid.UUID(str(flow_run_id)))
 
 
-def complete_shard(run_id: str, shard_index: int, outcomes: list[dict[str, Any]], flow_run_id: Optional[str]) -> None:
-    repo.complete_shard(get_engine(), uuid.UUID(run_id), shard_index, outcomes,
+def complete_shard(run_id: str, shard_index: int, outcomes: list[VideoOutcome], flow_run_id: Optional[str]) -> None:
+    repo.complete_shard(get_engine(), uuid.UUID(run_id), shard_index, [o.model_dump(mode="json") for o in outcomes],
                         uuid.UUID(str(flow_run_id)) if flow_run_id else None, socket.gethostname())
 
 
@@ -44,6 +44,7 @@ def fail_shard(run_id: str, shard_index: int, error: str) -> None:
     repo.fail_shard(get_engine(), uuid.UUID(run_id), shard_index, error)
 
 
-def shard_outcomes(run_id: str, shard_index: int) -> Optional[list[dict[str, Any]]]:
+def shard_outcomes(run_id: str, shard_index: int) -> Optional[list[VideoOutcome]]:
     with get_engine().connect() as conn:
-        return repo.shard_outcomes(conn, uuid.UUID(run_id), shard_index)
+        stored = repo.shard_outcomes(conn, uuid.UUID(run_id), shard_index)
+    return None if stored is None else [VideoOutcome.model_validate(o) for o in stored]

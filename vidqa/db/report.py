@@ -1,11 +1,11 @@
-"""What a run's scores look like: per-metric percentiles and the lowest- and highest-scoring
-clips, over the videos of a source and the scorer configurations of the run (so scores of
-older settings do not mix in). Plain data and markdown; the flows turn them into artifacts."""
+"""The queries behind a run's report: per-metric percentiles and the lowest- and
+highest-scoring clips, over the videos of a source and the scorer configurations of the run
+(so scores of older settings do not mix in)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -78,26 +78,3 @@ def metric_extremes(
         return [Extreme(*r) for r in rows]
 
     return pick("ASC"), pick("DESC")
-
-
-def extremes_markdown(
-    engine: Engine, uris: list[str], config_hashes: list[str], metrics: list[str], k: int = 5,
-    title: Optional[str] = None,
-) -> str:
-    """A markdown section per metric listing its lowest and highest clips."""
-    lines = [f"# {title or 'Lowest and highest scores'}", ""]
-    for metric in metrics:
-        low, high = metric_extremes(engine, uris, config_hashes, metric, k)
-        if not low:
-            continue
-        lines += [f"## `{metric}`", ""]
-        for label, rows in (("lowest", low), ("highest", high)):
-            lines.append(f"**{label}**")
-            lines.append("")
-            for e in rows:
-                where = "" if e.kind == "video" else f" [{e.start_s:.2f}-{e.end_s:.2f} s]"
-                lines.append(f"- {e.value:.4f} `{e.uri}`{where}")
-            lines.append("")
-    if len(lines) == 2:
-        lines.append("No scores in this run.")
-    return "\n".join(lines)

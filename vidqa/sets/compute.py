@@ -29,15 +29,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from vidqa import __version__
-from vidqa import feature_store
+from vidqa.sets import feature_store
 from vidqa.db import tables as t
 from vidqa.errors import VideoError
 from vidqa.metrics import distribution as dist
 from vidqa.models.detectors import Detector, load_detector
-from vidqa.set_features import (
+from vidqa.sets.features import (
     COVARIANCE_CONVENTION, RESIZE_METHOD, FeatureSpec, SetMember, content_digest, extract_features,
 )
-from vidqa.set_sampling import Offset
+from vidqa.sets.sampling import Offset
 from vidqa.storage import Storage, VideoRef
 
 log = logging.getLogger(__name__)
@@ -99,13 +99,13 @@ class ResolvedSet:
 
 def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int = 4) -> ResolvedSet:
     """The members of a video set, each with the content id of its bytes now."""
-    from vidqa.pipeline import identify
+    from vidqa.scoring.ledger import identify
 
     failures: list[dict[str, str]] = []
     if src.source is not None:
         items = [(ref, 0, None, None) for ref in storage.list_videos(src.source, src.video_key)]
     else:
-        from vidqa.export import select_rows
+        from vidqa.db.export import select_rows
         from vidqa.storage.local import local_ref
 
         rows = select_rows(engine, src.where, src.level)

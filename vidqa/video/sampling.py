@@ -12,8 +12,8 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vidqa.frames import Frames, decode_frames
-from vidqa.probe import VideoProbe
+from vidqa.video.decode import Frames, decode_frames
+from vidqa.video.probe import VideoProbe
 
 SamplingMethod = Literal["uniform", "every_n_seconds", "every_n_frames", "keyframes", "fractions", "all", "linspace"]
 

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from vidqa.cli.common import Format, connect, emit, err_console, fail, quiet_prefect
+
 reference_app = typer.Typer(help="Reference (real-video) statistics for set-level metrics.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Set-level metrics: FVD, KVD, ISV, PRV, FID, KID, IS, precision/recall.",
                           no_args_is_help=True)
@@ -22,18 +24,9 @@ def _metrics(values: list[str]) -> list[str]:
     return [m.strip() for v in values for m in v.split(",") if m.strip()]
 
 
-def _fail(exc: BaseException) -> None:
-    from vidqa.cli import err_console
-
-    err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _prepare(verbose: bool) -> None:
-    from vidqa.cli import _connect, _quiet_prefect
-
-    _quiet_prefect(verbose)
-    _connect()
+    quiet_prefect(verbose)
+    connect()
     from vidqa.db.migrate import ensure_schema
 
     ensure_schema()
@@ -47,7 +40,7 @@ def _run_flow(flow, params):
     try:
         return flow(params)
     except (ValueError, DetectorMissing, FileNotFoundError, PermissionError, ManifestError) as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @reference_app.command("build")
@@ -65,7 +58,6 @@ def reference_build(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect logs."),
 ) -> None:
     """Extract reference features of SOURCE (or find them stored) and register them as NAME."""
-    from vidqa.cli import Format, _emit
 
     try:
         from flows.set_params import ReferenceStatsParams
@@ -74,25 +66,24 @@ def reference_build(
                                       seed=seed, num_runs=num_runs, detector_path=detector_path, video_key=video_key,
                                       refresh=refresh)
     except ValueError as exc:
-        _fail(exc)
+        fail(exc)
     _prepare(verbose)
     from flows.reference_stats import reference_stats
 
     rows = _run_flow(reference_stats, params)
-    _emit(rows, Format.table, ["metric", "seed", "feature_set", "reused", "n_items", "n_short", "n_failed",
+    emit(rows, Format.table, ["metric", "seed", "feature_set", "reused", "n_items", "n_short", "n_failed",
                                "features_uri"])
 
 
 @reference_app.command("list")
 def reference_list() -> None:
     """Registered references and how many feature sets their source has."""
-    from vidqa.cli import Format, _emit
 
     _prepare(False)
     from vidqa.db import get_engine
-    from vidqa.set_metrics import list_references
+    from vidqa.sets.compute import list_references
 
-    _emit(list_references(get_engine()), Format.table, ["name", "source", "feature_sets", "updated_at"])
+    emit(list_references(get_engine()), Format.table, ["name", "source", "feature_sets", "updated_at"])
 
 
 @metrics_app.command("compute")
@@ -123,7 +114,6 @@ def metrics_compute(
 ) -> None:
     """Compute set-level metrics of the candidate set against a reference; values are stored in
     the metric_values table."""
-    from vidqa.cli import Format, _emit, err_console
 
     try:
         from flows.set_params import DistributionMetricsParams
@@ -135,14 +125,14 @@ def metrics_compute(
         )
         output = Format(fmt)
     except ValueError as exc:
-        _fail(exc)
+        fail(exc)
     _prepare(verbose)
     from flows.distribution_metrics import distribution_metrics
 
     result = _run_flow(distribution_metrics, params)
     rows = result["values"]
     if rows:
-        _emit(rows, output, VALUE_COLUMNS)
+        emit(rows, output, VALUE_COLUMNS)
     for warning in dict.fromkeys(r["warning"] for r in rows if r["warning"]):
         err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     for error in result["errors"]:
@@ -158,13 +148,12 @@ def metrics_list(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
 ) -> None:
     """Stored metric values, newest first."""
-    from vidqa.cli import Format, _emit
 
     _prepare(False)
     from vidqa.db import get_engine
-    from vidqa.set_metrics import list_metric_values
+    from vidqa.sets.compute import list_metric_values
 
-    _emit(list_metric_values(get_engine(), metric, limit), Format(fmt), VALUE_COLUMNS + ["detector", "created_at"])
+    emit(list_metric_values(get_engine(), metric, limit), Format(fmt), VALUE_COLUMNS + ["detector", "created_at"])
 
 
 @metrics_app.command("detectors")
@@ -172,13 +161,12 @@ def metrics_detectors(
     detector_path: Optional[str] = typer.Option(None, "--detector-path", help="Detector file or folder."),
 ) -> None:
     """Which detector file each metric needs, and whether it is found here."""
-    from vidqa.cli import Format, _emit
     from vidqa.models.detectors import detector_report
 
     rows = detector_report(detector_path)
     for row in rows:
         row["metrics"] = ", ".join(row["metrics"])
         row["found"] = row["found"] or "MISSING"
-    _emit(rows, Format.table, ["detector", "file", "metrics", "found", "url"])
+    emit(rows, Format.table, ["detector", "file", "metrics", "found", "url"])
     if any(r["found"] == "MISSING" for r in rows):
         raise typer.Exit(1)

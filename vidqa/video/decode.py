@@ -19,7 +19,7 @@ import numpy as np
 
 from vidqa.config import get_settings
 from vidqa.errors import VideoError
-from vidqa.probe import VideoProbe
+from vidqa.video.probe import VideoProbe
 
 # ffmpeg's expression parser recurses once per term and gives up on long sums; above
 # this many wanted frames, select the PTS span and keep the wanted frames in Python.

@@ -1,5 +1,5 @@
-"""What every CLIP-based scorer shares: the model setting, loading it once, and encoding the
-frames of a whole batch of clips in large encoder batches."""
+"""What every CLIP-based scorer shares: the model setting, its weights declaration, and
+encoding the frames of a whole batch of clips in large encoder batches."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from vidqa.models import resolve_precision
-from vidqa.models.clip import ClipModel, encode_pixels, encode_texts, load_clip
-from vidqa.scorers.base import Resources, Runtime, Scorer
+from vidqa.models.clip_model import ClipModel, ClipWeights, encode_pixels, encode_texts
+from vidqa.scorers.base import CliFlags, Resources, Scorer, ScorerConfig, Weights
 
 
 class ClipModelConfig(BaseModel):
-    """Which CLIP: see ``vidqa.models.clip.load_clip`` for every accepted form."""
+    """Which CLIP: see ``vidqa.models.clip_model.load_clip`` for every accepted form."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,43 +33,47 @@ class ClipModelConfig(BaseModel):
     )
 
 
-def resolve_device(runtime: Runtime) -> str:
-    if runtime.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return runtime.device
+class ClipScorerConfig(ScorerConfig):
+    """A configuration with a ``clip`` model; ``--clip-model NAME[@PRETRAINED]`` sets it."""
 
+    clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model.")
 
-def load_configured_clip(cfg: ClipModelConfig, runtime: Runtime) -> ClipModel:
-    device = resolve_device(runtime)
-    precision = resolve_precision(cfg.precision, device)
-    return load_clip(cfg.model, cfg.pretrained or None, device=device, precision=precision)
+    @classmethod
+    def flag_overrides(cls, flags: CliFlags) -> dict[str, Any]:
+        out = super().flag_overrides(flags)
+        if flags.clip_model:
+            model, _, pretrained = flags.clip_model.partition("@")
+            out["clip"] = {"model": model, "pretrained": pretrained or None}
+        return out
 
 
 class ClipScorer(Scorer):
-    """A scorer with a resident CLIP model (loaded when the scorer is built, once per process)."""
+    """A scorer with a CLIP model (declared as ``clip``; loaded by ``setup``, once per process)."""
 
     resources: ClassVar[Resources] = Resources(gpus=0.25, batch_size=32)
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.clip = load_configured_clip(self.config.clip, self.config.runtime)
+    def weights(self) -> dict[str, Weights]:
+        cfg, device = self.config.clip, self.config.runtime.resolved_device()
+        return {"clip": ClipWeights(cfg.model, cfg.pretrained or None, resolve_precision(cfg.precision, device),
+                                    device)}
 
-    def model_identity(self) -> dict[str, Any]:
-        return {"clip": self.clip.identity()}
+    @property
+    def clip_model(self) -> ClipModel:
+        return self.models["clip"]
 
     def encode_frames(self, frame_arrays: list) -> list[torch.Tensor]:
         """Per array of RGB frames ``(T_i, H_i, W_i, 3)``, ``(T_i, D)`` unit embeddings; the
         frames of all arrays (clips of many videos) go through the encoder together, in
         batches of ``runtime.batch_size``."""
-        pixels = [self.clip.preprocess(frames) for frames in frame_arrays]
-        embeddings = encode_pixels(self.clip, torch.cat(pixels), self.config.runtime.batch_size)
+        pixels = [self.clip_model.preprocess(frames) for frames in frame_arrays]
+        embeddings = encode_pixels(self.clip_model, torch.cat(pixels), self.config.runtime.batch_size)
         return list(embeddings.split([p.shape[0] for p in pixels]))
 
     def text_similarities(self, frame_arrays: list, texts: list[str], flip: str = "none") -> list[torch.Tensor]:
         """Per clip, the cosine of each frame (and its flipped copies, after the originals)
         with the clip's text; each distinct text is encoded once, all frames in one batch."""
         distinct = list(dict.fromkeys(texts))
-        text_emb = dict(zip(distinct, encode_texts(self.clip, distinct)))
+        text_emb = dict(zip(distinct, encode_texts(self.clip_model, distinct)))
         frames = self.encode_frames([flip_frames(a, flip) for a in frame_arrays])
         return [f @ text_emb[t] for f, t in zip(frames, texts)]
 

@@ -14,10 +14,8 @@ them on a machine with network.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -32,7 +30,10 @@ from huggingface_hub import try_to_load_from_cache
 # process imports this module, and one that scores no CLIP metric starts 2.5 s sooner.
 
 from vidqa.errors import ScorerError
+from vidqa.hashing import file_sha256, json_sha256
 from vidqa.models import MODELS_DIR_ENV
+from vidqa.models.download import WeightFile
+from vidqa.models.resident import resident
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -190,8 +191,91 @@ class _Source:
     preprocess: dict[str, Any] = field(default_factory=dict)
 
 
-_CACHE: dict[tuple[str, str | None, str, str], ClipModel] = {}
-_CACHE_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class ClipWeights:
+    """The declaration of a CLIP a scorer needs: naming it (``identity``) resolves and hashes
+    its local files without building the model; ``load`` builds it, resident in the process."""
+
+    model: str
+    pretrained: str | None
+    precision: str = "fp32"
+    device: str = "cpu"
+
+    @property
+    def what(self) -> str:
+        return f"CLIP {self.model} (pretrained={self.pretrained!r})"
+
+    def describe(self) -> "_Description":
+        name, pretrained = canonical_clip_id(self.model, self.pretrained)
+        source = _resolve(name, pretrained, None, os.environ.get(MODELS_DIR_ENV))
+        return _describe(name, source, self.precision)
+
+    def identity(self) -> dict[str, Any]:
+        """What ``load().identity()`` will be: name, weights hash, config hash, precision and
+        preprocessing. Raises ScorerError when the weights are not here (saying how to get them)."""
+        return self.describe().identity()
+
+    def embed_dim(self) -> int:
+        return int(self.describe().config["embed_dim"])
+
+    def files(self, models_dir: Path) -> list[WeightFile]:
+        return clip_weight_files(self.model, self.pretrained, models_dir)
+
+    def load(self) -> "ClipModel":
+        return load_clip(self.model, self.pretrained, device=self.device, precision=self.precision)
+
+
+@dataclass(frozen=True)
+class _Description:
+    """A CLIP as named before it is built: everything in its identity."""
+
+    name: str
+    pretrained: str | None
+    weights_path: str | None
+    weights_sha256: str | None
+    config: dict[str, Any]
+    preprocess: "FramePreprocess"
+    precision: str
+
+    def identity(self) -> dict[str, Any]:
+        local_file = self.pretrained is not None and os.path.isabs(self.pretrained)
+        weights = f"sha256:{self.weights_sha256}" if self.weights_sha256 else f"random-init:seed={RANDOM_INIT_SEED}"
+        return {
+            "name": self.name,
+            "pretrained": "local" if local_file else self.pretrained,
+            "weights": weights,
+            "config_sha256": json_sha256(self.config, spaced=True),
+            "precision": self.precision,
+            "preprocess": asdict(self.preprocess),
+        }
+
+
+def _describe(name: str, source: "_Source", precision: str) -> _Description:
+    """Name, weights and preprocessing of a resolved CLIP, as open_clip will build it: its
+    defaults, then a local config's ``preprocess_cfg``, the tower's image size, and the tag's
+    settings (handed to open_clip as ``force_preprocess_cfg``)."""
+    from open_clip.factory import _find_checkpoint_in_dir
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    config = _model_config(source)
+    preprocess = asdict(PreprocessCfg())
+    weights_path = source.checkpoint
+    if source.model_name.startswith("local-dir:"):
+        folder = Path(source.model_name[len("local-dir:") :])
+        raw = json.loads((folder / HUB_CONFIG_FILE).read_text())
+        preprocess = merge_preprocess_dict(preprocess, raw.get("preprocess_cfg", {}))
+        weights_path = weights_path or _find_checkpoint_in_dir(folder)
+    preprocess["size"] = config.get("vision_cfg", {}).get("image_size", preprocess["size"])
+    preprocess = merge_preprocess_dict(preprocess, source.preprocess or {})
+    return _Description(
+        name=name if not name.endswith(".json") else Path(name).stem,
+        pretrained=source.pretrained,
+        weights_path=weights_path,
+        weights_sha256=file_sha256(weights_path) if weights_path else None,
+        config=config,
+        preprocess=_frame_preprocess(name, preprocess),
+        precision=precision,
+    )
 
 
 def load_clip(
@@ -240,21 +324,13 @@ def load_clip(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ScorerError(f"CLIP model {name!r}: device {device} requested but CUDA is not available")
     name, pretrained = canonical_clip_id(name, pretrained)
-    key = (name, pretrained, str(device), precision)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is None:
-            models_dir = models_dir if models_dir is not None else os.environ.get(MODELS_DIR_ENV)
-            source = _resolve(name, pretrained, cache_dir, models_dir)
-            cached = _build(name, source, device, precision)
-            _CACHE[key] = cached
-        return cached
 
+    def build() -> ClipModel:
+        source = _resolve(name, pretrained, cache_dir, models_dir if models_dir is not None
+                          else os.environ.get(MODELS_DIR_ENV))
+        return _build(name, source, device, precision)
 
-def clear_clip_cache() -> None:
-    """Forget every loaded model (frees memory; the next ``load_clip`` loads again)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    return resident(("clip", name, pretrained, str(device), precision), build)
 
 
 def canonical_clip_id(name: str, pretrained: str | None) -> tuple[str, str | None]:
@@ -441,7 +517,6 @@ def _register_config_file(path: Path) -> str:
 
 def _build(name: str, source: _Source, device: torch.device, precision: str) -> ClipModel:
     import open_clip
-    from open_clip.factory import _find_checkpoint_in_dir
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_INIT_SEED)
@@ -462,20 +537,23 @@ def _build(name: str, source: _Source, device: torch.device, precision: str) -> 
         raise ScorerError(f"could not build CLIP model {name} (pretrained={source.pretrained!r}): {exc}") from exc
     model.eval().requires_grad_(False)
 
-    config = _model_config(source)
-    weights_path = source.checkpoint
-    if weights_path is None and source.model_name.startswith("local-dir:"):
-        weights_path = _find_checkpoint_in_dir(Path(source.model_name[len("local-dir:") :]))
+    described = _describe(name, source, precision)
+    preprocess = _frame_preprocess(name, model.visual.preprocess_cfg)
+    if preprocess != described.preprocess:
+        # Scores were named (config hash) with the described preprocessing before the model
+        # existed; a model that preprocesses otherwise would file its scores under a wrong name.
+        raise ScorerError(f"CLIP model {name}: open_clip built it with preprocessing {preprocess}, not the "
+                          f"{described.preprocess} vidqa derived from its configuration")
     return ClipModel(
         model=model,
-        preprocess=_frame_preprocess(name, model.visual.preprocess_cfg),
+        preprocess=preprocess,
         tokenizer=tokenizer,
-        embed_dim=int(config["embed_dim"]),
-        name=name if not name.endswith(".json") else Path(name).stem,
-        pretrained=source.pretrained,
-        weights_path=weights_path,
-        weights_sha256=_file_sha256(weights_path) if weights_path else None,
-        config_sha256=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        embed_dim=int(described.config["embed_dim"]),
+        name=described.name,
+        pretrained=described.pretrained,
+        weights_path=described.weights_path,
+        weights_sha256=described.weights_sha256,
+        config_sha256=json_sha256(described.config, spaced=True),
         device=device,
         precision=precision,
     )
@@ -510,26 +588,6 @@ def _frame_preprocess(name: str, cfg: dict[str, Any]) -> FramePreprocess:
         interpolation=interpolation,
         resize_mode=resize_mode,
     )
-
-
-_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def _file_sha256(path: str) -> str:
-    real = os.path.realpath(path)
-    blob = Path(real)
-    # Hugging Face stores LFS files as blobs/<sha256>: the name is the hash, no need to read 1 GB.
-    if blob.parent.name == "blobs" and len(blob.name) == 64 and all(c in "0123456789abcdef" for c in blob.name):
-        return blob.name
-    stat = os.stat(real)
-    key = (real, stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA256_CACHE:
-        digest = hashlib.sha256()
-        with open(real, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
-        _SHA256_CACHE[key] = digest.hexdigest()
-    return _SHA256_CACHE[key]
 
 
 # --------------------------------------------------------------------------- encoders
@@ -670,3 +728,29 @@ def text_token_ids(clip: ClipModel, texts: Sequence[str]) -> list[list[int]]:
     ids = clip.tokenizer(texts)
     eos = _eos_positions(clip.model, ids)
     return [row[: int(e) + 1].tolist() for row, e in zip(ids, eos)]
+
+
+def clip_weight_files(name: str, pretrained: str | None, models_dir: Path) -> list[WeightFile]:
+    """What ``load_clip(name, pretrained)`` needs; nothing for random init or local files."""
+    name, pretrained = canonical_clip_id(name, pretrained)
+    if pretrained is None or os.path.exists(pretrained):
+        return []
+    if pretrained.startswith(HF_HUB_PREFIX):
+        repo = pretrained[len(HF_HUB_PREFIX):]
+        return [WeightFile(f"CLIP {repo}", models_dir / "hf-hub" / repo, repo=repo)]
+    import open_clip
+    from open_clip.pretrained import get_pretrained_cfg
+
+    if open_clip.get_model_config(name) is None:
+        raise ScorerError(f"unknown CLIP model {name!r}")
+    tag = pretrained.lower().replace("-", "_")
+    cfg = get_pretrained_cfg(name, pretrained)
+    if not cfg:
+        raise ScorerError(f"pretrained={pretrained!r} is not an open_clip tag for {name}")
+    folder = models_dir / "open_clip" / name / tag
+    if cfg.get("hf_hub"):
+        repo, hub_file = os.path.split(cfg["hf_hub"])
+        filename = _hub_weight_candidates(hub_file)[-1]  # the file open_clip itself fetches
+        return [WeightFile(f"CLIP {name} ({tag})", folder / filename, repo=repo, filename=filename)]
+    url = cfg["url"]
+    return [WeightFile(f"CLIP {name} ({tag})", folder / os.path.basename(url), url=url)]

@@ -1,4 +1,4 @@
-"""Detector features of a video set: sample clips or frames (:mod:`vidqa.set_sampling`),
+"""Detector features of a video set: sample clips or frames (:mod:`vidqa.sets.sampling`),
 decode them with ffmpeg at the metric's size, run the detector in batches, and accumulate
 float64 statistics (:class:`vidqa.metrics.distribution.FeatureStats`).
 
@@ -8,8 +8,6 @@ extraction goes on; a video too short for the clip is counted as short.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,11 +17,12 @@ from typing import Any, Callable, Iterator, Literal, Optional
 import numpy as np
 
 from vidqa.errors import VideoError
-from vidqa.frames import decode_frames
+from vidqa.hashing import json_sha256
+from vidqa.video.decode import decode_frames
 from vidqa.metrics.distribution import COVARIANCE_DDOF, FeatureStats
 from vidqa.models.detectors import Detector, Output
-from vidqa.probe import VideoProbe, probe_video
-from vidqa.set_sampling import (
+from vidqa.video.probe import VideoProbe, probe_video
+from vidqa.sets.sampling import (
     SAMPLING_RULES_VERSION, Offset, choose_frames, clip_frame_indices, member_rng, selection_order,
 )
 from vidqa.storage import Storage, VideoRef
@@ -58,7 +57,7 @@ def content_digest(members: list[SetMember]) -> str:
     """Identity of a set's content: the sorted content ids and spans of its members (not
     their paths: a renamed copy is the same set, an edited file is not)."""
     keys = sorted(m.key for m in members)
-    return hashlib.sha256(json.dumps(keys).encode("utf-8")).hexdigest()
+    return json_sha256(keys, spaced=True)
 
 
 @dataclass(frozen=True)
@@ -85,8 +84,7 @@ class FeatureSpec:
 
     def set_key(self, digest: str) -> str:
         """The identity of the features of a set with content ``digest`` under this spec."""
-        blob = json.dumps({"content": digest, "spec": self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return json_sha256({"content": digest, "spec": self.to_dict()}, spaced=True)
 
 
 @dataclass

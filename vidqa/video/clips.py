@@ -8,8 +8,6 @@ ranges ``[start_frame, end_frame)`` into the probe's frames, with times from the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Literal, Optional
@@ -17,8 +15,9 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vidqa.frames import iter_frames
-from vidqa.probe import VideoProbe
+from vidqa.hashing import json_sha256
+from vidqa.video.decode import iter_frames
+from vidqa.video.probe import VideoProbe
 
 SplitMethod = Literal["none", "scenes", "windows"]
 # PySceneDetect downscales to about this width before detecting; so do we, during decode.
@@ -71,11 +70,20 @@ class ClipSpec(BaseModel):
         relevant = {"scenes": ("threshold", "min_scene_frames", "min_s", "max_s"),
                     "windows": ("window_s", "stride_s", "min_s")}[self.method]
         ident = {"method": self.method, **{k: getattr(self, k) for k in relevant}, "analysis_size": ANALYSIS_SIZE}
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        return json_sha256(ident, spaced=True)[:16]
 
 
 def clip_span(probe: VideoProbe, kind: str, start: int, end: int) -> ClipSpan:
     return ClipSpan(kind, int(start), int(end), float(probe.frame_times[start]), probe.end_time_s(end))
+
+
+WHOLE_VIDEO = "video"
+
+
+def whole_video(probe: VideoProbe) -> ClipSpan:
+    """The whole video as a clip, timed like every other clip: from the first frame's
+    presentation time to the end of the last frame (not from 0.0)."""
+    return clip_span(probe, WHOLE_VIDEO, 0, probe.frame_count)
 
 
 def detect_scenes(
@@ -151,7 +159,7 @@ def fixed_windows(probe: VideoProbe, window_s: float, stride_s: Optional[float],
 def split_video(path: str, probe: VideoProbe, spec: ClipSpec) -> list[ClipSpan]:
     """The clips of a video under ``spec`` (the whole video for ``none``)."""
     if spec.method == "none":
-        return [clip_span(probe, "video", 0, probe.frame_count)]
+        return [whole_video(probe)]
     if spec.method == "windows":
         return fixed_windows(probe, spec.window_s, spec.stride_s, spec.min_s)
     scenes = detect_scenes(path, probe, spec.threshold, spec.min_scene_frames)

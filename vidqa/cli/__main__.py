@@ -1,0 +1,3 @@
+from vidqa.cli.app import app
+
+app(prog_name="vidqa")

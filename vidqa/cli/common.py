@@ -1,0 +1,64 @@
+"""What every command shares: consoles, output formats, the database connection."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from enum import Enum
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(str, Enum):
+    json = "json"
+    csv = "csv"
+    table = "table"
+
+
+def quiet_prefect(verbose: bool) -> None:
+    # Must happen before prefect is imported: its settings are read at import.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def connect() -> str:
+    """Resolve the database (starting the embedded one if needed) and share it with workers."""
+    from vidqa.config import reload_settings
+    from vidqa.db import database_url
+
+    url = database_url()
+    os.environ["VIDQA_DATABASE_URL"] = url
+    reload_settings()
+    return url
+
+
+def emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str]) -> None:
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+    elif fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        console.print(table)
+
+
+def fail(exc: BaseException | str, code: int = 2) -> NoReturn:
+    """Print a user error and exit (2: bad input or configuration)."""
+    err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(code)

@@ -1,0 +1,190 @@
+"""`vidqa run`, `videos`, `scores` and `export`: score a source, and read what is stored."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from vidqa.cli.common import Format, connect, console, emit, err_console, quiet_prefect
+from vidqa.cli.params import build_params, load_config
+from vidqa.scorers import SCORER_NAMES
+from vidqa.scoring.outcomes import RunSummary
+
+def run(
+    source: str = typer.Argument(
+        ..., help="Folder, glob or video file; s3://bucket/prefix; or a .jsonl/.csv manifest."
+    ),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML/JSON file of flow parameters."),
+    scorers: Optional[str] = typer.Option(
+        None, "--scorers", "-s", help=f"Comma-separated: {', '.join(SCORER_NAMES)}."
+    ),
+    sampling: Optional[str] = typer.Option(
+        None, "--sampling", help="For every scorer: uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
+        "fractions:a,b,c, all."
+    ),
+    frames: Optional[int] = typer.Option(None, "--frames", "-n", help="Shorthand for --sampling uniform:N."),
+    max_size: Optional[int] = typer.Option(None, "--max-size", help="Downscale frames so the longer side is at most this."),
+    clip_model: Optional[str] = typer.Option(
+        None, "--clip-model", help="CLIP for emscore/text_video/video_audio: NAME[@PRETRAINED], e.g. ViT-B-32@openai, "
+        "openai/clip-vit-base-patch32, ViT-L-14@/path/to/weights.pt."
+    ),
+    audio_model: Optional[str] = typer.Option(
+        None, "--audio-model", help="video_audio: transformers speech-recognition model (Hub id or folder) "
+        "for rows without an audio_text description, e.g. openai/whisper-tiny."
+    ),
+    videoscore_model: Optional[str] = typer.Option(
+        None, "--videoscore-model", help="videoscore: TIGER-Lab/VideoScore, TIGER-Lab/VideoScore-v1.1, "
+        "TIGER-Lab/VideoScore-Qwen2-VL or a checkpoint folder."
+    ),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    clips: Optional[str] = typer.Option(None, "--clips", help="none (whole videos), scenes, or windows."),
+    window: Optional[float] = typer.Option(None, "--window", help="--clips windows: window length in seconds."),
+    video_key: Optional[str] = typer.Option(None, "--video-key", help="Manifests: the column naming each video."),
+    shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Videos per Prefect task."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect logs."),
+) -> None:
+    """Score every video under SOURCE and store the results."""
+    quiet_prefect(verbose)
+    try:
+        clip_opts = {k: v for k, v in (("method", clips), ("window_s", window)) if v is not None}
+        params = build_params(
+            source, load_config(config), scorers=scorers, sampling=sampling, frames=frames, max_size=max_size,
+            clip_model=clip_model, audio_model=audio_model, videoscore_model=videoscore_model, device=device,
+            video_key=video_key, shard_size=shard_size,
+            clips=clip_opts or None,
+        )
+    except (ValueError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    connect()
+    from vidqa.db.migrate import ensure_schema
+
+    ensure_schema()
+    from flows.score_videos import score_videos
+    from vidqa.errors import ScorerError
+    from vidqa.storage import ManifestError
+
+    try:
+        summary = score_videos(params)
+    except (FileNotFoundError, PermissionError, ManifestError, ScorerError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    _print_summary(summary)
+    if summary.n_videos == 0:
+        err_console.print("[red]no videos found[/red]")
+        raise typer.Exit(1)
+    if not summary.succeeded:
+        raise typer.Exit(1)
+
+
+def _print_summary(s: RunSummary) -> None:
+    table = Table(title=f"vidqa run {s.run_id}", show_header=False)
+    table.add_row("source", s.source)
+    table.add_row("videos found", str(s.n_videos))
+    table.add_row("scored now", str(s.n_scored))
+    table.add_row("already scored (skipped)", str(s.n_skipped))
+    table.add_row("failed", str(s.n_failed))
+    if s.n_clips:
+        table.add_row("clips scored", str(s.n_clips))
+    table.add_row("scores written", str(s.n_scores_written))
+    table.add_row("metrics", ", ".join(s.metrics))
+    table.add_row("wall time", f"{s.wall_time_s:.1f} s")
+    console.print(table)
+    if s.failures:
+        failed = Table("failed video", "reason", title="failures")
+        for f in s.failures:
+            failed.add_row(f["uri"], f["reason"])
+        console.print(failed)
+
+
+def videos(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
+    """List every known video with its status, probe metadata and failure reason."""
+    connect()
+    from vidqa.db import get_engine, repository as repo
+    from vidqa.db.migrate import ensure_schema
+
+    ensure_schema()
+    with get_engine().connect() as conn:
+        rows = repo.video_rows(conn)
+    columns = ["uri", "status", "failure_reason", "duration_s", "fps_avg", "frame_count",
+               "display_width", "display_height", "video_codec", "has_audio"]
+    emit(rows, fmt, columns)
+
+
+def scores(
+    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Only these metrics."),
+    scorer: Optional[str] = typer.Option(None, "--scorer", help="Only this scorer."),
+) -> None:
+    """List stored scores as records {video, clip, scorer, metric, value}."""
+    connect()
+    from vidqa.db import get_engine, repository as repo
+    from vidqa.db.migrate import ensure_schema
+
+    ensure_schema()
+    with get_engine().connect() as conn:
+        raw = repo.list_scores(conn, metrics=metric, scorer=scorer)
+    rows = [
+        {
+            "video": r["video"],
+            "clip": f"{r['kind']}:{r['start_frame']}-{r['end_frame']}",
+            "scorer": r["scorer"],
+            "config_hash": r["config_hash"],
+            "metric": r["metric"],
+            "value": r["value"],
+        }
+        for r in raw
+    ]
+    emit(rows, fmt, ["video", "clip", "scorer", "metric", "value"])
+
+
+class ExportFormat(str, Enum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+class ExportLevel(str, Enum):
+    clip = "clip"
+    video = "video"
+
+
+def export(
+    where: str = typer.Option(
+        ..., "--where", "-w", help="SQL condition over the wide view, e.g. 'aesthetic > 5.5 AND \"EMScore(X,V)_full_F\" "
+        "> 0.3'. Only a condition: no sub-queries, other tables or statements."
+    ),
+    out: str = typer.Option(..., "--out", "-o", help="Output file: a local path or s3://bucket/key."),
+    fmt: Optional[ExportFormat] = typer.Option(
+        None, "--format", "-f", help="jsonl or parquet (default: parquet for .parquet/.pq, else jsonl)."
+    ),
+    level: ExportLevel = typer.Option(
+        ExportLevel.clip, "--level", help="clip: rows of clip_scores_wide; video: rows of video_scores_wide."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Write at most this many rows."),
+) -> None:
+    """Write the videos/clips the condition selects, with their scores, as a training manifest."""
+    from rich.markup import escape
+
+    connect()
+    from vidqa.db import get_engine
+    from vidqa.db.migrate import ensure_schema
+    from vidqa.db.views import refresh_if_stale
+    from vidqa.db.export import export_selection
+
+    ensure_schema()
+    engine = get_engine()
+    try:
+        refresh_if_stale(engine)  # metrics written by an interrupted run get their columns
+    except Exception as exc:  # noqa: BLE001 - a read-only role can still export with the views as they are
+        err_console.print(f"[yellow]warning:[/yellow] wide views not refreshed: {escape(str(exc))}", soft_wrap=True)
+    try:
+        n = export_selection(engine, where, out, fmt.value if fmt else None, level.value, limit=limit)
+    except (ValueError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2)
+    console.print(f"{n} rows written to {out}", markup=False, highlight=False, soft_wrap=True)
+
+

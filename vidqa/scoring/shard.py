@@ -1,0 +1,196 @@
+"""The scoring path for a shard of videos: identify -> ledger -> fetch -> probe -> split ->
+sample frames (and audio) -> score -> persist.
+
+The score tables are the ledger: a video whose scorers are all finished for the same
+configuration and text inputs is skipped before it is fetched, probed or decoded, and
+every write is an upsert, so a rerun after a crash finishes the rest and never duplicates
+a row. Clips wait in a queue per scorer and are scored in batches (frames of many videos
+in one encoder batch for model scorers).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from sqlalchemy.engine import Engine
+
+from vidqa.db import repository as repo
+from vidqa.errors import VideoError
+from vidqa.scorers import ClipNeeds, ScoreItem, Scorer, build_scorer
+from vidqa.scoring.job import ScorerSpec, ShardJob
+from vidqa.scoring.ledger import KnownClip, LedgerState, Pending, identify, pending_for, read_ledger, record_failure
+from vidqa.scoring.outcomes import ShardResult, VideoOutcome
+from vidqa.scoring.queue import Job, ScoreQueue
+from vidqa.storage import Storage, VideoRef
+from vidqa.video.audio import AudioClip, AudioRequest, decode_audio
+from vidqa.video.clips import ClipSpan, ClipSpec, split_video, whole_video
+from vidqa.video.probe import VideoProbe, probe_video
+from vidqa.video.sampling import SamplingSpec
+
+
+def build_scorers(specs: list[ScorerSpec]) -> list[Scorer]:
+    return [build_scorer(s.name, s.config, s.context) for s in specs]
+
+
+def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef]) -> list[ScorerSpec]:
+    """Name every scorer (its config hash: settings, the run-level context each computes over
+    all of ``refs``, and its weight files' hashes). No model is loaded; a missing weight file
+    fails here, before any video is read."""
+    rows = [(r.uri, r.fields) for r in refs]
+    out = []
+    for spec in specs:
+        context = {**build_scorer(spec.name, spec.config).context_for(rows), **spec.context}
+        named = build_scorer(spec.name, spec.config, context)
+        out.append(ScorerSpec(name=spec.name, config=spec.config, context=context, config_hash=named.config_hash))
+    return out
+
+
+@dataclass
+class _Shard:
+    """What every video of a shard is scored with."""
+
+    engine: Engine
+    storage: Storage
+    queue: ScoreQueue
+    scorers: list[Scorer]
+    clip_spec: ClipSpec
+    run_id: Optional[uuid.UUID]
+
+
+def score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage] = None) -> ShardResult:
+    """Score every video of a shard; a bad video is recorded and the shard goes on."""
+    run_id = uuid.UUID(job.run_id) if job.run_id else None
+    shard = _Shard(engine, storage or Storage(), ScoreQueue(engine, run_id), build_scorers(job.scorers), job.clips,
+                   run_id)
+    outcomes = [prepare_video(shard, ref) for ref in job.refs]
+    shard.queue.flush()
+    for outcome in outcomes:
+        outcome.scorers_run = sorted(set(outcome.scorers_run))
+    return ShardResult(outcomes=outcomes)
+
+
+def prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome:
+    """Identify, check the ledger, fetch, probe, split and decode one video, queueing its
+    clips for the scorers that have not scored them."""
+    started = time.perf_counter()
+    outcome = _prepare_video(shard, ref)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome:
+    try:
+        ref, cid = identify(shard.engine, shard.storage, ref)
+    except VideoError as exc:
+        record_failure(shard.engine, ref, repo.UNREADABLE, exc, shard.run_id)
+        return VideoOutcome(uri=ref.uri, status="failed", reason=exc.reason, transient=exc.transient)
+
+    pending = pending_for(shard.scorers, ref.fields)
+    state = read_ledger(shard.engine, ref.uri, cid, shard.clip_spec)
+    known = state.outcome(ref.uri, pending)
+    if known is not None:
+        return known
+
+    # Only now are the bytes needed: fetch (remote), probe, split, decode.
+    try:
+        with shard.storage.local_file(ref) as path:
+            return _prepare_local(shard, ref, cid, path, pending, state)
+    except VideoError as exc:
+        record_failure(shard.engine, ref, cid, exc, shard.run_id)
+        return VideoOutcome(uri=ref.uri, status="failed", reason=exc.reason, transient=exc.transient)
+
+
+def _clips_for(shard: _Shard, video_id: int, path: str, probe: VideoProbe, state: LedgerState) -> list[KnownClip]:
+    """The video's clips under the shard's split: from the ledger read before, or split now
+    and recorded (the clips and the split in one transaction)."""
+    if state.clips is not None:
+        return state.clips
+    spec = shard.clip_spec
+    try:
+        spans = split_video(path, probe, spec)
+    except VideoError:
+        raise
+    except Exception as exc:  # a detector crash is this video's failure, not the run's
+        raise VideoError(f"splitting into clips failed: {type(exc).__name__}: {exc}", stage="split") from exc
+    with shard.engine.begin() as conn:
+        ids = [repo.ensure_clip(conn, video_id, s.kind, s.start_frame, s.end_frame, s.start_s, s.end_s,
+                                spec.split_hash) for s in spans]
+        repo.record_split(conn, video_id, spec.split_hash, spec.method, spec.model_dump(mode="json"), len(spans))
+        done = repo.finished_scorers_of_clips(conn, ids)
+    return [KnownClip(i, s, done[i]) for i, s in zip(ids, spans)]
+
+
+def _clip_audio(storage: Storage, path: str, probe: VideoProbe, span: ClipSpan, req: AudioRequest) -> AudioClip:
+    """The clip's span of audio: of the video's own track, or of a separate file that shares
+    the video's timeline."""
+    offset = max(0.0, span.start_s - float(probe.frame_times[0]))
+    duration = min(span.duration_s, req.max_s)
+    if req.source is None:
+        if not probe.has_audio:
+            raise VideoError("no audio track in the video", stage="audio")
+        return decode_audio(path, req.sample_rate, offset, duration, source="video")
+    with storage.local_file(VideoRef(req.source)) as audio_path:
+        return decode_audio(audio_path, req.sample_rate, offset, duration, source=req.source)
+
+
+def _prepare_local(
+    shard: _Shard, ref: VideoRef, cid: str, path: str, pending: list[Pending], state: LedgerState
+) -> VideoOutcome:
+    probe = probe_video(path)
+    whole = whole_video(probe)
+    with shard.engine.begin() as conn:
+        video_id = repo.upsert_video(
+            conn, ref.uri, cid, shard.run_id, status="ok", failure_stage=None, failure_reason=None,
+            failure_transient=None, size_bytes=ref.size, source_mtime=ref.mtime, **probe.columns(),
+        )
+        # The whole video is always a clip: it carries whole-video scores and anchors splits.
+        repo.ensure_clip(conn, video_id, whole.kind, whole.start_frame, whole.end_frame, whole.start_s, whole.end_s)
+
+    clips = _clips_for(shard, video_id, path, probe, state)
+    outcome = VideoOutcome(uri=ref.uri, status="scored", clips=len(clips))
+    whole_video_only = shard.clip_spec.method == "none"
+    needs: dict[int, ClipNeeds] = {}  # per pending scorer, asked once per video
+    for clip in clips:
+        todo = [p for p in pending if p.key not in clip.done]
+        by_sampling: dict[SamplingSpec, list[Pending]] = defaultdict(list)
+        for p in todo:
+            if p.missing:
+                shard.queue.fail(clip.id, p, p.missing)
+                continue
+            if id(p) not in needs:
+                needs[id(p)] = p.scorer.needs(ref.fields)
+            by_sampling[needs[id(p)].frames].append(p)
+        audio: dict[AudioRequest, AudioClip | VideoError] = {}
+        for spec, group in by_sampling.items():
+            try:
+                # Decoded once per clip and sampling, shared by the group's scorers.
+                frames = spec.sample(path, probe, clip.span.start_frame, clip.span.end_frame)
+            except VideoError as exc:
+                if whole_video_only and len(by_sampling) == 1 and len(group) == len(pending):
+                    raise  # nothing of the video can be scored: the video failed
+                for p in group:
+                    shard.queue.fail(clip.id, p, exc.reason)
+                continue
+            item = ScoreItem(uri=ref.uri, probe=probe, frames=frames, fields=ref.fields, clip=clip.span)
+            for p in group:
+                req = needs[id(p)].audio
+                if req is None:
+                    shard.queue.submit(Job(outcome, clip.id, item, p))
+                    continue
+                if req not in audio:
+                    try:
+                        # Decoded once per clip and request, shared like the frames.
+                        audio[req] = _clip_audio(shard.storage, path, probe, clip.span, req)
+                    except VideoError as exc:
+                        audio[req] = exc
+                heard = audio[req]
+                if isinstance(heard, VideoError):
+                    shard.queue.fail(clip.id, p, heard.reason)  # this scorer only; the video goes on
+                else:
+                    shard.queue.submit(Job(outcome, clip.id, replace(item, audio=heard), p))
+    return outcome
+
