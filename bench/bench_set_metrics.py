@@ -30,7 +30,8 @@ from detector_fixtures import write_tiny_detectors  # noqa: E402
 from vidqa.metrics import distribution as dist  # noqa: E402
 from vidqa.models.detectors import load_detector  # noqa: E402
 from vidqa.video.probe import probe_video  # noqa: E402
-from vidqa.sets.features import FeatureSpec, SetMember, extract_features  # noqa: E402
+from vidqa.sets.features import FeatureSpec, extract_features  # noqa: E402
+from vidqa.sets.members import SetMember  # noqa: E402
 from vidqa.sets.sampling import clip_frame_indices, member_rng  # noqa: E402
 from vidqa.storage import Storage  # noqa: E402
 from vidqa.storage.local import local_content_id  # noqa: E402

@@ -129,3 +129,14 @@ def test_release_resident_scorers_leaves_no_model_referenced(tiny_clip, audio_mo
     gc.collect()
     assert resident_kinds() == []
     assert [r() for r in refs if r() is not None] == []
+
+
+def test_every_sql_statement_lives_under_db():
+    import re
+
+    statement = re.compile(r"\.execute\(|\bsa\.(select|insert|update|delete|text)\(|pg_insert|\bSELECT\s+\w")
+    offenders = [f"{path.relative_to(REPO)}:{n}" for path in (REPO / "vidqa").rglob("*.py")
+                 if "db" not in path.relative_to(REPO / "vidqa").parts[:1]
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if statement.search(line)]
+    assert offenders == []
+    assert statement.search((REPO / "vidqa" / "db" / "repository.py").read_text())  # the pattern finds SQL

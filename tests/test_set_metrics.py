@@ -23,6 +23,7 @@ from conftest import VIDEOS, run_ffmpeg, vidqa_cli
 from detector_fixtures import write_tiny_detectors
 from vidqa.sets import feature_store
 from vidqa.sets import compute as sm
+from vidqa.sets.members import SetMember
 from vidqa.db import get_engine
 from vidqa.models.detectors import DetectorMissing, DETECTOR_SPECS, find_detector_file, load_detector
 from vidqa.sets.sampling import choose_frames, clip_frame_indices, member_rng, selection_order
@@ -211,7 +212,7 @@ def test_extraction_stops_at_the_sample_count(detectors, video_sets):
     from vidqa.sets.features import FeatureSpec, extract_features
     from vidqa.storage.local import local_content_id
 
-    members = [sm.SetMember(str(p), local_content_id(str(p))) for p in sorted(video_sets["a"].iterdir())]
+    members = [SetMember(str(p), local_content_id(str(p))) for p in sorted(video_sets["a"].iterdir())]
     i3d = load_detector("i3d_kinetics400")
     spec = FeatureSpec(i3d.name, i3d.sha256, "features", "clip", 16, 1, "random", 48, 64, 3, 7)
     out = extract_features(members, spec, i3d, workers=2)

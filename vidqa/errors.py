@@ -15,3 +15,12 @@ class VideoError(Exception):
 
 class ScorerError(Exception):
     """A scorer cannot score one subject (e.g. no audio for an audio scorer)."""
+
+
+class SetMetricError(ValueError):
+    """A set-level metric cannot be computed as asked (no usable samples, unknown reference)."""
+
+
+class TransientSetError(OSError):
+    """Some videos of a set could not be read for now (storage trouble): nothing is stored,
+    so a retry or a rerun extracts the complete set."""

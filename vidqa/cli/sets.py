@@ -81,7 +81,7 @@ def reference_list() -> None:
 
     _prepare(False)
     from vidqa.db import get_engine
-    from vidqa.sets.compute import list_references
+    from vidqa.sets.catalogue import list_references
 
     emit(list_references(get_engine()), Format.table, ["name", "source", "feature_sets", "updated_at"])
 
@@ -151,7 +151,7 @@ def metrics_list(
 
     _prepare(False)
     from vidqa.db import get_engine
-    from vidqa.sets.compute import list_metric_values
+    from vidqa.sets.catalogue import list_metric_values
 
     emit(list_metric_values(get_engine(), metric, limit), Format(fmt), VALUE_COLUMNS + ["detector", "created_at"])
 

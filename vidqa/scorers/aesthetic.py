@@ -12,7 +12,7 @@ from vidqa.errors import ScorerError
 from vidqa.models.aesthetic import AestheticHead, AestheticHeadWeights, aesthetic_scores
 from vidqa.video.sampling import SamplingSpec
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig, Weights
-from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer
+from vidqa.scorers.clip_based import ClipModelConfig, ClipBasedScorer
 
 
 class AestheticConfig(ScorerConfig):
@@ -31,7 +31,7 @@ class AestheticConfig(ScorerConfig):
     )
 
 
-class AestheticScorer(ClipScorer):
+class AestheticScorer(ClipBasedScorer):
     """``aesthetic`` = mean over frames of ``head(e / ||e||)``; about 1-10 for the MLP
     (5.5 fair, 6.5 high). Per-frame scores are in the details."""
 

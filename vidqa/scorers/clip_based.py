@@ -33,7 +33,7 @@ class ClipModelConfig(BaseModel):
     )
 
 
-class ClipScorerConfig(ScorerConfig):
+class ClipBasedConfig(ScorerConfig):
     """A configuration with a ``clip`` model; ``--clip-model NAME[@PRETRAINED]`` sets it."""
 
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model.")
@@ -47,7 +47,7 @@ class ClipScorerConfig(ScorerConfig):
         return out
 
 
-class ClipScorer(Scorer):
+class ClipBasedScorer(Scorer):
     """A scorer with a CLIP model (declared as ``clip``; loaded by ``setup``, once per process)."""
 
     resources: ClassVar[Resources] = Resources(gpus=0.25, batch_size=32)

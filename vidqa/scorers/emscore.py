@@ -15,13 +15,13 @@ from vidqa.models.clip_model import encode_text_tokens, text_token_ids
 from vidqa.video.sampling import SamplingSpec
 from vidqa.hashing import stable_hash
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
-from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer, ClipScorerConfig
+from vidqa.scorers.clip_based import ClipModelConfig, ClipBasedScorer, ClipBasedConfig
 
 ScoreType = Literal["EMScore(X,X*)", "EMScore(X,V)", "EMScore(X,V,X*)"]
 MetricName = Literal["figr_P", "figr_R", "figr_F", "cogr", "full_P", "full_R", "full_F"]
 
 
-class EMScoreConfig(ClipScorerConfig):
+class EMScoreConfig(ClipBasedConfig):
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model (paper: ViT-B/32 OpenAI).")
     sampling: SamplingSpec = Field(
         default_factory=lambda: SamplingSpec(method="every_n_seconds", seconds=1.0, max_frames=256),
@@ -38,7 +38,7 @@ class EMScoreConfig(ClipScorerConfig):
 _TEXT_CACHE_SIZE = 8192
 
 
-class EMScoreScorer(ClipScorer):
+class EMScoreScorer(ClipBasedScorer):
     name: ClassVar[str] = "emscore"
     title: ClassVar[str] = "EMScore"
     summary: ClassVar[str] = "Caption vs video frames and reference captions."

@@ -10,7 +10,7 @@ from pydantic import Field
 from vidqa.errors import ScorerError
 from vidqa.video.sampling import SamplingSpec
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
-from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer, ClipScorerConfig
+from vidqa.scorers.clip_based import ClipModelConfig, ClipBasedScorer, ClipBasedConfig
 
 Reduce = Literal["avg", "max", "min"]
 Flip = Literal["none", "horizontal", "vertical", "both"]
@@ -21,7 +21,7 @@ def reduce_similarities(sims: torch.Tensor) -> dict[str, float]:
     return {"avg": float(s.mean()), "max": float(s.max()), "min": float(s.min())}
 
 
-class TextVideoConfig(ClipScorerConfig):
+class TextVideoConfig(ClipBasedConfig):
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model.")
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(method="uniform", n=8),
                                    description="Frames compared with the text.")
@@ -30,7 +30,7 @@ class TextVideoConfig(ClipScorerConfig):
     flip: Flip = Field("none", description="Add flipped copies of the frames before reducing.")
 
 
-class TextVideoScorer(ClipScorer):
+class TextVideoScorer(ClipBasedScorer):
     """``text_video_sim`` = reduce over frames of ``cos(clip_image(f), clip_text(text))``,
     raw cosine (no 100x scale, no clamp at 0); min/avg/max are in the details."""
 

@@ -19,7 +19,7 @@ from vidqa.errors import ScorerError
 from vidqa.models import resolve_precision
 from vidqa.models.audio import AudioModelWeights, AudioTask, AudioToText
 from vidqa.scorers.base import CliFlags, Metric, ScoreItem, ScorerConfig, Weights
-from vidqa.scorers.clip_based import ClipModelConfig, ClipScorer, ClipScorerConfig
+from vidqa.scorers.clip_based import ClipModelConfig, ClipBasedScorer, ClipBasedConfig
 from vidqa.video.sampling import SamplingSpec
 from vidqa.scorers.text_video import Flip, Reduce, reduce_similarities
 
@@ -48,7 +48,7 @@ class AudioTextConfig(BaseModel):
         return self
 
 
-class VideoAudioConfig(ClipScorerConfig):
+class VideoAudioConfig(ClipBasedConfig):
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model.")
     sampling: SamplingSpec = Field(
         default_factory=lambda: SamplingSpec(method="uniform", n=3),
@@ -74,7 +74,7 @@ class VideoAudioConfig(ClipScorerConfig):
         return self
 
 
-class VideoAudioScorer(ClipScorer):
+class VideoAudioScorer(ClipBasedScorer):
     """``video_audio_sim`` = reduce over frames of ``cos(clip_image(f), clip_text(audio_text))``
     (raw cosine, as text_video); ``video_audio_pass`` = 1 when
     ``min_score <= video_audio_sim <= max_score`` else 0. The audio text, where it came from,

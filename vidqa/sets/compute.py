@@ -19,26 +19,23 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import numpy as np
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from vidqa import __version__
 from vidqa.sets import feature_store
-from vidqa.db import tables as t
-from vidqa.errors import VideoError
+from vidqa.db import sets as db
+from vidqa.errors import SetMetricError, TransientSetError
 from vidqa.metrics import distribution as dist
 from vidqa.models.detectors import Detector, load_detector
-from vidqa.sets.features import (
-    COVARIANCE_CONVENTION, RESIZE_METHOD, FeatureSpec, SetMember, content_digest, extract_features,
-)
+from vidqa.sets.catalogue import reference_source, register_reference
+from vidqa.sets.features import COVARIANCE_CONVENTION, RESIZE_METHOD, FeatureSpec, extract_features
+from vidqa.sets.members import ResolvedSet, SetSource, resolve_set
 from vidqa.sets.sampling import Offset
-from vidqa.storage import Storage, VideoRef
+from vidqa.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -54,89 +51,6 @@ UNITS = {
     "precision": "fraction of candidate samples inside the reference manifold",
     "recall": "fraction of reference samples inside the candidate manifold",
 }
-
-
-class SetMetricError(ValueError):
-    """A set-level metric cannot be computed as asked (no usable samples, unknown reference)."""
-
-
-class TransientSetError(OSError):
-    """Some videos of a set could not be read for now (storage trouble): nothing is stored,
-    so a retry or a rerun extracts the complete set."""
-
-
-# --------------------------------------------------------------------------- video sets
-
-
-@dataclass(frozen=True)
-class SetSource:
-    """A listing ``source`` or a SQL selection ``where`` over the ``level`` wide view."""
-
-    source: Optional[str] = None
-    where: Optional[str] = None
-    level: Literal["clip", "video"] = "clip"
-    video_key: str = "video_path"
-
-    def __post_init__(self) -> None:
-        if (self.source is None) == (self.where is None):
-            raise ValueError("a video set is either a source (folder, s3:// URI, manifest) or a SQL --where, not both")
-
-    @property
-    def label(self) -> str:
-        return self.source if self.source is not None else f"sql:{self.level}: {self.where}"
-
-
-@dataclass
-class ResolvedSet:
-    label: str
-    members: list[SetMember]
-    failures: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def digest(self) -> str:
-        return content_digest(self.members)
-
-
-def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int = 4) -> ResolvedSet:
-    """The members of a video set, each with the content id of its bytes now."""
-    from vidqa.scoring.ledger import identify
-
-    failures: list[dict[str, str]] = []
-    if src.source is not None:
-        items = [(ref, 0, None, None) for ref in storage.list_videos(src.source, src.video_key)]
-    else:
-        from vidqa.db.export import select_rows
-        from vidqa.storage.local import local_ref
-
-        rows = select_rows(engine, src.where, src.level)
-        items = []
-        for row in rows:
-            ref = VideoRef(uri=row["uri"]) if "://" in row["uri"] else local_ref(row["uri"])
-            if src.level == "clip":
-                items.append((ref, int(row["start_frame"]), int(row["end_frame"]), row["content_id"]))
-            else:
-                items.append((ref, 0, None, row["content_id"]))
-
-    def member_of(item):
-        ref, start, end, scored_id = item
-        try:
-            ref, cid = identify(engine, storage, ref)
-        except VideoError as exc:
-            return None, {"uri": ref.uri, "stage": exc.stage, "reason": exc.reason, "transient": exc.transient}
-        if scored_id is not None and cid != scored_id:
-            return None, {"uri": ref.uri, "stage": "read",
-                          "reason": "the file changed since it was scored; its clip spans no longer apply"}
-        return SetMember(ref.uri, cid, start, end, ref.to_dict()), None
-
-    members: dict[str, SetMember] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for member, failure in pool.map(member_of, items):
-            if member is not None:
-                # The same bytes and span listed twice (a manifest, overlapping SQL rows) count once.
-                members.setdefault(member.key, member)
-            else:
-                failures.append(failure)
-    return ResolvedSet(src.label, list(members.values()), failures)
 
 
 # --------------------------------------------------------------------------- feature sets
@@ -180,11 +94,6 @@ def feature_spec(metric: dist.MetricName, detector: Detector, *, height: int, wi
     )
 
 
-def _row(conn, set_key: str) -> Optional[dict[str, Any]]:
-    row = conn.execute(sa.select(t.feature_sets).where(t.feature_sets.c.set_key == set_key)).mappings().first()
-    return dict(row) if row else None
-
-
 def ensure_feature_set(
     engine: Engine,
     storage: Storage,
@@ -198,8 +107,7 @@ def ensure_feature_set(
     """The feature set of ``resolved`` under ``spec``: reused when stored (row and file), else
     extracted, written to feature storage and recorded."""
     set_key = spec.set_key(resolved.digest)
-    with engine.connect() as conn:
-        row = _row(conn, set_key)
+    row = db.feature_set_row(engine, set_key)
     if row and not refresh and feature_store.exists(row["features_uri"]):
         return FeatureSet(row, reused=True)
     if not resolved.members:
@@ -237,14 +145,7 @@ def ensure_feature_set(
         features_uri=uri, features_sha256=sha, features_bytes=len(blob), seconds=extraction.seconds,
         vidqa_version=__version__,
     )
-    with engine.begin() as conn:
-        stmt = pg_insert(t.feature_sets).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["set_key"], set_={k: stmt.excluded[k] for k in values if k != "set_key"}
-        )
-        conn.execute(stmt)
-        row = _row(conn, set_key)
-    return FeatureSet(row, reused=False)
+    return FeatureSet(db.upsert_feature_set(engine, values), reused=False)
 
 
 def _first_reason(failures: list[dict[str, str]]) -> str:
@@ -252,27 +153,6 @@ def _first_reason(failures: list[dict[str, str]]) -> str:
 
 
 # --------------------------------------------------------------------------- references
-
-
-def register_reference(engine: Engine, name: str, source: str, video_key: str = "video_path") -> None:
-    with engine.begin() as conn:
-        stmt = pg_insert(t.reference_sets).values(name=name, source=source, video_key=video_key)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["name"], set_={"source": source, "video_key": video_key, "updated_at": sa.func.now()}
-        ))
-
-
-def reference_source(engine: Engine, reference: str) -> tuple[Optional[str], SetSource]:
-    """``(name, set)`` of a reference given by registered name, or by a source itself."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(t.reference_sets).where(t.reference_sets.c.name == reference)).mappings().first()
-    if row:
-        return row["name"], SetSource(source=row["source"], video_key=row["video_key"])
-    if "://" in reference or "/" in reference or reference.endswith((".jsonl", ".csv")):
-        return None, SetSource(source=reference)
-    raise SetMetricError(
-        f"no reference named {reference!r}; build it first: vidqa reference build {reference} SOURCE --metric ..."
-    )
 
 
 @dataclass
@@ -458,9 +338,7 @@ def compute_metric(
                         if metric.family == "inception_score" else {})},
             vidqa_version=__version__,
         ))
-    with engine.begin() as conn:
-        ids = conn.execute(sa.insert(t.metric_values).returning(t.metric_values.c.id), rows).scalars().all()
-    for row, id_ in zip(rows, ids):
+    for row, id_ in zip(rows, db.insert_metric_values(engine, rows)):
         row["id"] = id_
     if warnings:
         log.warning("%s: %s", metric.name, "; ".join(warnings))
@@ -478,30 +356,3 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(v, str):
             out[k] = v
     return out
-
-
-def list_metric_values(engine: Engine, metric: Optional[str] = None, limit: int = 50) -> list[dict[str, Any]]:
-    q = sa.select(t.metric_values).order_by(t.metric_values.c.id.desc()).limit(limit)
-    if metric:
-        q = q.where(t.metric_values.c.metric == metric)
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
-
-
-def list_references(engine: Engine) -> list[dict[str, Any]]:
-    q = (
-        sa.select(t.reference_sets.c.name, t.reference_sets.c.source, t.reference_sets.c.updated_at,
-                  sa.func.count(t.feature_sets.c.id).label("feature_sets"))
-        .select_from(t.reference_sets.outerjoin(t.feature_sets, t.feature_sets.c.source == t.reference_sets.c.source))
-        .group_by(t.reference_sets.c.name).order_by(t.reference_sets.c.name)
-    )
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
-
-
-__all__ = [
-    "BuildOptions", "DEFAULT_HEIGHT", "DEFAULT_WIDTH", "FeatureSet", "MetricOptions", "ResolvedSet",
-    "SetMetricError", "SetSource", "UNITS", "build_reference", "compute_metric", "ensure_feature_set",
-    "feature_spec", "list_metric_values", "list_references", "reference_source", "register_reference",
-    "resolve_set",
-]

@@ -18,6 +18,7 @@ import numpy as np
 
 from vidqa.errors import VideoError
 from vidqa.hashing import json_sha256
+from vidqa.sets.members import SetMember
 from vidqa.video.decode import decode_frames
 from vidqa.metrics.distribution import COVARIANCE_DDOF, FeatureStats
 from vidqa.models.detectors import Detector, Output
@@ -25,39 +26,13 @@ from vidqa.video.probe import VideoProbe, probe_video
 from vidqa.sets.sampling import (
     SAMPLING_RULES_VERSION, Offset, choose_frames, clip_frame_indices, member_rng, selection_order,
 )
-from vidqa.storage import Storage, VideoRef
+from vidqa.storage import Storage
 
 Unit = Literal["clip", "frame"]
 COVARIANCE_CONVENTION = "biased (divided by N), float64"
 DECODE_VERSION = 1
 """Bumped when decoding or resizing changes: part of every feature set's identity."""
 RESIZE_METHOD = "ffmpeg scale to height x width (area when shrinking, bicubic when enlarging), then the detector's own resize"
-
-
-@dataclass(frozen=True)
-class SetMember:
-    """One member of a video set: a whole video, or a frame span ``[start_frame, end_frame)``
-    of it (a clip selected in SQL)."""
-
-    uri: str
-    content_id: str
-    start_frame: int = 0
-    end_frame: Optional[int] = None
-    ref: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def key(self) -> str:
-        return f"{self.content_id}:{self.start_frame}:{'' if self.end_frame is None else self.end_frame}"
-
-    def video_ref(self) -> VideoRef:
-        return VideoRef.from_dict(self.ref) if self.ref else VideoRef(uri=self.uri)
-
-
-def content_digest(members: list[SetMember]) -> str:
-    """Identity of a set's content: the sorted content ids and spans of its members (not
-    their paths: a renamed copy is the same set, an edited file is not)."""
-    keys = sorted(m.key for m in members)
-    return json_sha256(keys, spaced=True)
 
 
 @dataclass(frozen=True)
@@ -288,5 +263,5 @@ def extract_features(
 
 __all__ = [
     "COVARIANCE_CONVENTION", "COVARIANCE_DDOF", "Extraction", "FeatureSpec", "RESIZE_METHOD",
-    "SetMember", "content_digest", "extract_features",
+    "extract_features",
 ]
