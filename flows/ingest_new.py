@@ -7,6 +7,7 @@ import time
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.hooks import RUN_HOOKS
 from flows.runners import task_runner
 from flows.score_videos import ScoreVideosParams, finish_run, run_shards
 from tasks.scoring import find_unfinished, list_videos, open_run, prepare_scorers
@@ -18,7 +19,7 @@ class IngestNewParams(ScoreVideosParams):
     scoring run; only videos not yet scored with these settings are fetched and scored."""
 
 
-@flow(name="ingest-new", task_runner=task_runner())
+@flow(name="ingest-new", task_runner=task_runner(), **RUN_HOOKS)
 def ingest_new(params: IngestNewParams) -> RunSummary:
     """List a source, keep the objects not yet scored with the current configuration (new
     keys, changed ETags, new scorers or settings, transient failures), and score only those."""

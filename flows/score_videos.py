@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, create_model
 
 from flows.fanout import FanOutParams, fan_out
+from flows.hooks import RUN_HOOKS
 from flows.runners import gpu_request, task_runner
 from flows.score_shard import shard_gpus, shard_outcomes, shard_task_for
 from tasks.reporting import publish_report
@@ -113,7 +114,7 @@ def finish_run(params: _RunParams, refs: list[VideoRef], specs: list[ScorerSpec]
     return summary
 
 
-@flow(name="score-videos", task_runner=task_runner())
+@flow(name="score-videos", task_runner=task_runner(), **RUN_HOOKS)
 def score_videos(params: ScoreVideosParams) -> RunSummary:
     """Score every video of a source (folder, S3 prefix, manifest) with the chosen scorers."""
     started = time.perf_counter()

@@ -50,9 +50,24 @@ def storage_for(aws_credentials_block: Optional[str]) -> Storage:
     ))
 
 
+def _final_flow_runs() -> dict[str, str]:
+    """Prefect's final state of the flow runs whose vidqa runs are still marked running."""
+    ids = runs.running_flow_run_ids()
+    if not ids:
+        return {}
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+    return {str(f.id): f.state.name for f in found if f.state is not None and f.state.is_final()}
+
+
 @task(name="open-run", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
 def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str], flow_name: str) -> str:
-    return runs.open_run(source, parameters, flow_run_id, flow_name)
+    """Open the run's row; first close runs whose flow run ended, or whose process stopped
+    beating, without closing them."""
+    return runs.open_run(source, parameters, flow_run_id, flow_name, _final_flow_runs())
 
 
 def _worth_retrying(task, task_run, state) -> bool:

@@ -21,10 +21,11 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import VIDEOS
+from vidqa.scorers import SCORER_NAMES as REGISTERED_SCORERS
 from prefect_server import FINAL_STATES, REPO, prefect_cmd, prefect_server, stop_group, tail  # noqa: F401 (fixture)
 
 PREFECT_FILE = REPO / "deployments" / "prefect.yaml"
-SCORER_NAMES = {"technical", "emscore", "text_video", "video_audio", "aesthetic", "videoscore"}
+SCORER_NAMES = set(REGISTERED_SCORERS)
 TECHNICAL_METRICS = {"luminance_mean", "luminance_min", "luminance_max", "sharpness", "mse_dyn", "ssim_dyn", "ssim_sim"}
 
 
@@ -219,3 +220,55 @@ def test_custom_run_executed_by_a_process_worker(prefect_server, deployed, migra
     progress = by_key["vidqa-score-progress"]
     assert progress["type"] == "progress"
     assert float(progress["data"]) == 100.0
+
+
+def test_a_cancelled_run_is_closed(prefect_server, deployed, migrated_db, tmp_path):
+    """A custom run cancelled from the UI/API while its process worker scores: the worker
+    kills the flow run's process, and the run row is closed (not left `running`)."""
+    from conftest import run_ffmpeg
+
+    srv = prefect_server
+    score, ingest = deployed["score-videos"], deployed["ingest-new"]
+    source = tmp_path / "videos"
+    source.mkdir()
+    for i in range(4):
+        run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8", "-c:v", "libx264",
+                   "-pix_fmt", "yuv420p", str(source / f"v{i}.mp4"))
+    engine = sa.create_engine(migrated_db)
+
+    def run_row():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT * FROM runs")).mappings().first()
+
+    srv.post(f"/deployments/{ingest['id']}/pause_deployment", {})
+    worker = None
+    try:
+        params = {"params": {"source": str(source), "scorers": ["technical"], "shard_size": 1,
+                             "technical": {"sampling": {"method": "all"}}}}
+        run_id = srv.post(f"/deployments/{score['id']}/create_flow_run", {"parameters": params})["id"]
+        env = srv.client_env(VIDQA_DATABASE_URL=migrated_db, VIDQA_PROJECT_DIR=str(REPO),
+                             VIDQA_HOME=str(tmp_path / "vidqa-home"))
+        (tmp_path / "worker").mkdir()
+        with open(tmp_path / "worker.log", "wb") as log:
+            worker = subprocess.Popen([*prefect_cmd(), "worker", "start", "--pool", "vidqa"], cwd=tmp_path / "worker",
+                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and (run_row() is None or srv.get(f"/flow_runs/{run_id}")["state_type"]
+                                              != "RUNNING"):
+            time.sleep(1)
+        assert run_row() is not None and run_row()["status"] == "running", tail(tmp_path / "worker.log")
+        srv.post(f"/flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (srv.get(f"/flow_runs/{run_id}")["state_type"] != "CANCELLED"
+                                              or run_row()["status"] == "running"):
+            time.sleep(1)
+        state = srv.get(f"/flow_runs/{run_id}")["state_type"]
+    finally:
+        if worker is not None:
+            stop_group(worker, grace=10)
+        srv.post(f"/deployments/{ingest['id']}/resume_deployment", {})
+    row = run_row()
+    engine.dispose()
+    assert state == "CANCELLED", tail(tmp_path / "worker.log")
+    assert row["status"] == "failed" and row["error"].startswith("Cancel") and row["finished_at"], \
+        (dict(row), tail(tmp_path / "worker.log"))

@@ -140,3 +140,30 @@ def test_every_sql_statement_lives_under_db():
                  for n, line in enumerate(path.read_text().splitlines(), 1) if statement.search(line)]
     assert offenders == []
     assert statement.search((REPO / "vidqa" / "db" / "repository.py").read_text())  # the pattern finds SQL
+
+
+def test_the_two_hashes_are_pinned(tmp_path):
+    """Every stored identity is one of these two hashes; their output must never drift."""
+    import hashlib
+    import json
+
+    from vidqa.hashing import file_sha256, json_sha256, stable_hash
+
+    value = {"b": [1, 2.5, "x"], "a": None}
+    compact = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    assert json_sha256(value) == hashlib.sha256(compact).hexdigest()
+    assert stable_hash(value) == "cacedc786abc936f" == json_sha256(value)[:16]
+    spaced = json.dumps(value, sort_keys=True).encode()  # the form CLIP configs, splits and feature sets use
+    assert json_sha256(value, spaced=True) == hashlib.sha256(spaced).hexdigest() == (
+        "05147f4c034266888060ee06fae0abe784ce883eb3b125b981d3fd9d4db2c568")
+
+    data = bytes(range(256)) * 40000  # larger than one read chunk
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    named = blobs / hashlib.sha256(b"other").hexdigest()  # a Hugging Face cache blob: named by its hash
+    named.write_bytes(b"other")
+    (tmp_path / "snapshot.bin").symlink_to(named)
+    assert file_sha256(tmp_path / "snapshot.bin") == hashlib.sha256(b"other").hexdigest()

@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 
-from conftest import vidqa_cli
+from conftest import REPO, vidqa_cli
 from vidqa.db import get_engine, upgrade, downgrade
 from vidqa.db.migrate import current_revision, head_revision
 from vidqa.db.tables import metadata
@@ -65,7 +65,7 @@ def test_cli_db_commands(database_url):
     assert f"revision {head_revision()}" in vidqa_cli("db", "upgrade").stdout
     assert user_tables(database_url) == TABLES
     assert head_revision() in vidqa_cli("db", "current").stdout
-    vidqa_cli("db", "downgrade", "base")
+    vidqa_cli("db", "downgrade", "base", "--yes")
     assert user_tables(database_url) == set()
 
 
@@ -86,3 +86,19 @@ def test_upgrade_from_0001_keeps_scored_clips(database_url):
     downgrade("0001", database_url)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM clips")).scalar() == 1
+
+
+def test_every_table_and_column_says_what_it_is_and_the_readme_shows_it(migrated_db):
+    import re
+
+    from vidqa.db.schema_doc import described_schema, schema_markdown
+
+    described = described_schema(get_engine(migrated_db))
+    assert {t for t, _, _ in described} == TABLES
+    missing = [f"{t}.{c}" for t, about, columns in described for c, _, text in columns if not text] + \
+        [t for t, about, _ in described if not about]
+    assert missing == []
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- schema:begin[^>]*-->\n(.*?)<!-- schema:end -->", readme, re.S).group(1)
+    assert block == schema_markdown(get_engine(migrated_db)), "regenerate the README's schema section: vidqa db schema"
+    assert f"## The schema (revision {head_revision()})" in readme

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         description="Where detector features of video sets (set-level metrics) are kept as compressed "
         ".npz files: a folder or an s3:// prefix (VIDQA_S3_* settings apply); unset = <home>/features.",
     )
+    run_heartbeat_s: float = Field(
+        30.0, gt=0, description="A running run's heartbeat interval; a run silent for 4 intervals is closed as "
+        "crashed by the next run.",
+    )
     task_runner: Literal["thread", "dask"] = Field(
         "thread",
         description="How a flow runs its shard tasks in parallel: a bounded thread pool in the flow's "

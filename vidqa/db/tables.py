@@ -28,6 +28,8 @@ runs = sa.Table(
     sa.Column("n_skipped", sa.Integer),
     sa.Column("n_failed", sa.Integer),
     sa.Column("n_scores_written", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
 )
 
 run_shards = sa.Table(

@@ -1,24 +1,92 @@
-"""Run bookkeeping used by the flows: open a run (after migrating), close it with its summary,
-and record the shards of a fanned-out run."""
+"""Run bookkeeping used by the flows: open a run (after migrating), keep it beating while its
+process lives, close it with its summary, close it when its flow fails, is cancelled or
+crashes, and close, at the next run, runs whose process died without a word."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from vidqa import __version__
+from vidqa.config import get_settings
 from vidqa.db import get_engine, repository as repo
 from vidqa.db.migrate import ensure_schema
 from vidqa.db.views import refresh_if_stale
 from vidqa.scoring.outcomes import RunSummary, VideoOutcome
 
+log = logging.getLogger(__name__)
+# A run that has not beaten for this many intervals is taken for dead.
+STALE_BEATS = 4
 
-def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str], flow_name: Optional[str]) -> str:
+
+def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str], flow_name: Optional[str],
+             final_flow_runs: Optional[dict[str, str]] = None) -> str:
+    """Create the run's row (status running) and start its heartbeat in this process; first
+    close the runs that are running no more (see :func:`close_dead_runs`)."""
     ensure_schema()
+    close_dead_runs(final_flow_runs or {})
     run_id = repo.create_run(get_engine(), source, parameters, __version__, flow_run_id, flow_name)
+    keep_beating(run_id)
     return str(run_id)
+
+
+def keep_beating(run_id: uuid.UUID) -> threading.Thread:
+    """Beat every ``VIDQA_RUN_HEARTBEAT_S`` from a daemon thread of this process until the run
+    is closed: a killed process stops beating, and the next run closes its run as crashed."""
+    interval = get_settings().run_heartbeat_s
+    engine = get_engine()
+
+    def beat() -> None:
+        misses = 0
+        while misses < 10:  # the database is gone for good: stop beating, the run is lost anyway
+            try:
+                if not repo.beat(engine, run_id):
+                    return  # closed
+                misses = 0
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the run goes on
+                misses += 1
+                log.warning("run %s: heartbeat not written: %s", run_id, exc)
+            threading.Event().wait(interval)
+
+    thread = threading.Thread(target=beat, name=f"vidqa-run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+def running_flow_run_ids() -> list[str]:
+    """The Prefect flow runs of the runs still marked running (to ask Prefect how they ended)."""
+    ensure_schema()
+    with get_engine().connect() as conn:
+        return [str(r.flow_run_id) for r in repo.running_runs(conn) if r.flow_run_id]
+
+
+def close_dead_runs(final_flow_runs: dict[str, str]) -> list[str]:
+    """Close, as crashed, the runs still marked running whose heartbeat stopped (for
+    ``STALE_BEATS`` intervals), and those whose Prefect flow run already ended
+    (``final_flow_runs``: flow-run id -> its final state, as the caller read it from Prefect)."""
+    engine = get_engine()
+    stale_after = timedelta(seconds=STALE_BEATS * get_settings().run_heartbeat_s)
+    now = datetime.now(timezone.utc)
+    closed = []
+    with engine.connect() as conn:
+        rows = repo.running_runs(conn)
+    for row in rows:
+        last = row.heartbeat_at or row.started_at
+        ended = final_flow_runs.get(str(row.flow_run_id)) if row.flow_run_id else None
+        if ended is not None:
+            reason = f"its flow run ended {ended} without closing the run"
+        elif now - last > stale_after:
+            reason = f"no heartbeat since {last.isoformat(timespec='seconds')}: its process died"
+        else:
+            continue
+        repo.close_run_as(engine, row.id, "crashed", reason)
+        log.warning("run %s closed as crashed: %s", row.id, reason)
+        closed.append(str(row.id))
+    return closed
 
 
 def close_run(summary: RunSummary) -> None:
@@ -27,7 +95,14 @@ def close_run(summary: RunSummary) -> None:
     try:  # new metrics get their columns in the wide views
         refresh_if_stale(get_engine())
     except Exception as exc:  # noqa: BLE001 - the scores are stored; a stale view does not fail the run
-        logging.getLogger(__name__).warning("wide views not refreshed (run `vidqa db refresh-views`): %s", exc)
+        log.warning("wide views not refreshed (run `vidqa db refresh-views`): %s", exc)
+
+
+def close_flow_run(flow_run_id: str, state_name: str, message: Optional[str]) -> int:
+    """Close the runs of a flow run that failed, was cancelled or crashed (its state hooks)."""
+    status = "crashed" if state_name.lower() == "crashed" else "failed"
+    error = f"{state_name}: {message}" if message else state_name
+    return repo.close_runs_of_flow_run(get_engine(), uuid.UUID(str(flow_run_id)), status, error)
 
 
 def submit_shard(run_id: str, shard_index: int, n_videos: int, flow_run_id: str) -> None:
