@@ -11,7 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from conftest import SAMPLE_VIDEOS, vidqa_cli
+from conftest import SAMPLE_VIDEOS, VIDEOS, vidqa_cli
 from vidqa.db import get_engine
 from vidqa.video.probe import probe_video
 from vidqa.scorers.technical import TechnicalScorer
@@ -167,3 +167,26 @@ def test_zero_configuration_uses_embedded_postgres(tmp_path, prefect_api_url):
     assert len(records) == N_METRICS
     probe = probe_video(str(d / "video_90.mov"))
     assert probe.frame_count == 3
+
+
+def test_scores_name_the_configuration_of_each_value(cli_env, migrated_db):
+    """Two configurations of one scorer on one video: `vidqa scores` tells them apart in every
+    format, takes comma lists and --limit, and refuses an unknown metric."""
+    video = str(VIDEOS / "counter.mp4")
+    vidqa_cli("run", video, "--frames", "4", env=cli_env)
+    vidqa_cli("run", video, "--sampling", "every_n_frames:5", env=cli_env)
+    records = json.loads(vidqa_cli("scores", "-f", "json", "-m", "sharpness,ssim_sim", env=cli_env).stdout)
+    assert {r["metric"] for r in records} == {"sharpness", "ssim_sim"} and len(records) == 4
+    with get_engine(migrated_db).connect() as conn:
+        hashes = dict(conn.execute(sa.text(
+            "SELECT config->'config'->'sampling'->>'method', config_hash FROM scorer_configs")).all())
+    by_config = {r["config_hash"]: r["config"] for r in records}
+    assert by_config == {hashes["uniform"]: f"technical v1 uniform:4 ({hashes['uniform'][:8]})",
+                         hashes["every_n_frames"]: f"technical v1 every_n_frames:5 ({hashes['every_n_frames'][:8]})"}
+    rows = list(csv.DictReader(io.StringIO(vidqa_cli("scores", "-f", "csv", "-m", "sharpness", env=cli_env).stdout)))
+    assert {r["config"] for r in rows} == set(by_config.values()) and "config_hash" in rows[0]
+    table = vidqa_cli("scores", "-m", "sharpness", env=cli_env).stdout
+    assert "uniform:4" in table and "every_n_frames:5" in table
+    assert len(json.loads(vidqa_cli("scores", "-f", "json", "--limit", "3", env=cli_env).stdout)) == 3
+    bad = vidqa_cli("scores", "-m", "sharpnes", env=cli_env, check=False)
+    assert bad.returncode == 2 and "unknown metric 'sharpnes'" in bad.stderr and "sharpness" in bad.stderr

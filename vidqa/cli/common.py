@@ -55,7 +55,8 @@ def emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str]) -> None:
         table = Table(*columns)
         for row in rows:
             table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-        console.print(table)
+        # Piped or captured, a table keeps whole values on one line (a terminal wraps to its width).
+        (console if console.is_terminal else Console(width=100_000)).print(table)
 
 
 def fail(exc: BaseException | str, code: int = 2) -> NoReturn:

@@ -116,29 +116,46 @@ def videos(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
 
 def scores(
     fmt: Format = typer.Option(Format.table, "--format", "-f"),
-    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Only these metrics."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m",
+                                               help="Only these metrics (repeat, or comma-separate)."),
     scorer: Optional[str] = typer.Option(None, "--scorer", help="Only this scorer."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0, help="At most this many records."),
 ) -> None:
-    """List stored scores as records {video, clip, scorer, metric, value}."""
+    """List stored scores as records {video, clip, scorer, config, metric, value}; config says
+    which scorer settings each value came from (config_hash: the scorer_configs row)."""
     connect()
     from vidqa.db import get_engine, repository as repo
     from vidqa.db.migrate import ensure_schema
+    from vidqa.scorers import SCORERS
+    from vidqa.scoring.provenance import config_summary
 
     ensure_schema()
+    wanted = [m.strip() for value in metric or [] for m in value.split(",") if m.strip()]
     with get_engine().connect() as conn:
-        raw = repo.list_scores(conn, metrics=metric, scorer=scorer)
+        known = repo.stored_metrics(conn)
+        unknown = [m for m in wanted if m not in known]
+        if unknown:
+            produced = {m for name in SCORERS for m in SCORERS[name].metrics}
+            what = ", ".join(f"{m!r} ({'no score stored yet' if m in produced else 'no scorer makes it'})"
+                             for m in unknown)
+            err_console.print(f"[red]error:[/red] unknown metric {what}; stored: {', '.join(sorted(known)) or 'none'}",
+                              soft_wrap=True, markup=True, highlight=False)
+            raise typer.Exit(2)
+        raw = repo.list_scores(conn, metrics=wanted or None, scorer=scorer, limit=limit)
     rows = [
         {
             "video": r["video"],
             "clip": f"{r['kind']}:{r['start_frame']}-{r['end_frame']}",
             "scorer": r["scorer"],
+            "config": config_summary(r["config_hash"], r["config"]),
             "config_hash": r["config_hash"],
             "metric": r["metric"],
             "value": r["value"],
         }
         for r in raw
     ]
-    emit(rows, fmt, ["video", "clip", "scorer", "metric", "value"])
+    columns = ["video", "clip", "scorer", "config", "metric", "value"]
+    emit(rows, fmt, columns if fmt is Format.table else columns[:4] + ["config_hash"] + columns[4:])
 
 
 class ExportFormat(str, Enum):

@@ -333,8 +333,10 @@ def video_rows(conn: Connection) -> list[dict[str, Any]]:
 
 
 def list_scores(
-    conn: Connection, metrics: Optional[Iterable[str]] = None, scorer: Optional[str] = None
+    conn: Connection, metrics: Optional[Iterable[str]] = None, scorer: Optional[str] = None,
+    limit: Optional[int] = None,
 ) -> list[dict[str, Any]]:
+    """Score records with their scorer configuration (``config``: the scorer_configs row)."""
     q = (
         sa.select(
             videos.c.uri.label("video"),
@@ -343,14 +345,22 @@ def list_scores(
             clips.c.end_frame,
             scores.c.scorer,
             scores.c.config_hash,
+            scorer_configs.c.config,
             scores.c.metric,
             scores.c.value,
         )
-        .select_from(scores.join(clips, scores.c.clip_id == clips.c.id).join(videos, clips.c.video_id == videos.c.id))
-        .order_by(videos.c.uri, clips.c.start_frame, scores.c.scorer, scores.c.metric)
+        .select_from(scores.join(clips, scores.c.clip_id == clips.c.id).join(videos, clips.c.video_id == videos.c.id)
+                     .join(scorer_configs, scorer_configs.c.config_hash == scores.c.config_hash))
+        .order_by(videos.c.uri, clips.c.start_frame, scores.c.scorer, scores.c.metric, scores.c.config_hash)
     )
     if metrics:
         q = q.where(scores.c.metric.in_(list(metrics)))
     if scorer:
         q = q.where(scores.c.scorer == scorer)
+    if limit is not None:
+        q = q.limit(limit)
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def stored_metrics(conn: Connection) -> set[str]:
+    return set(conn.execute(sa.select(scores.c.metric).distinct()).scalars())
