@@ -98,7 +98,7 @@ def table_rows(url):
 
 
 def test_a_database_and_result_cache_of_the_previous_layout_need_no_recomputation(
-    tmp_path, migrated_db, prefect_api_url, tiny_clip, audio_models
+    tmp_path, database_url, prefect_api_url, tiny_clip, audio_models
 ):
     from prefect.settings import get_current_settings
 
@@ -111,6 +111,9 @@ def test_a_database_and_result_cache_of_the_previous_layout_need_no_recomputatio
     jobs = job_params(manifest, tiny_clip, audio_models, tmp_path / "videoscore")
 
     storage = str(get_current_settings().results.local_storage_path)
+    # An empty database: the previous layout migrates it to its own head (0006); the current
+    # code upgrades it (ensure_schema) as it would a user's database.
+    migrated_db = database_url
     env = {**os.environ, "PYTHONPATH": str(legacy), "VIDQA_DATABASE_URL": migrated_db,
            "PREFECT_API_URL": prefect_api_url, "PREFECT_LOCAL_STORAGE_PATH": storage}
     proc = subprocess.run([sys.executable, "-c", LEGACY_RUN, json.dumps(jobs)], cwd=legacy, env=env,
@@ -119,6 +122,8 @@ def test_a_database_and_result_cache_of_the_previous_layout_need_no_recomputatio
     old = [json.loads(line[len("SUMMARY "):]) for line in proc.stdout.splitlines() if line.startswith("SUMMARY ")]
     assert [(s["n_videos"], s["n_scored"], s["n_failed"]) for s in old] == [(4, 3, 1), (4, 3, 1)]
     written, hashes, _ = table_rows(migrated_db)
+    with sa.create_engine(migrated_db).connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
     assert written["scores"] > 0 and written["scorer_failures"] > 0 and len(hashes) == 7  # 6 scorers + windows' technical
 
     # The current code, same database, same result storage: every shard is a cache hit.
@@ -137,6 +142,9 @@ def test_a_database_and_result_cache_of_the_previous_layout_need_no_recomputatio
         assert (summary.n_videos, summary.n_skipped, summary.n_failed, summary.n_scores_written) == (4, 3, 1, 0)
         assert set(flow_task_states(flow_run_id, "score-shard")) == {"Completed"}
     assert SCORER_CALLS == before
+    from vidqa.db.migrate import current_revision, head_revision
+
+    assert current_revision(migrated_db) == head_revision() != "0006"  # upgraded by the current code
     again, hashes_again, runs = table_rows(migrated_db)
     assert again == written and hashes_again == hashes  # not one row added, not one identity new
     assert runs == 2 + 4
