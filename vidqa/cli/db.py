@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from vidqa.cli.common import connect, console, err_console
+from vidqa.cli.common import connect, console, err_console, fail
 
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
 
@@ -146,8 +146,7 @@ def db_serve(
     from vidqa.db.clients import forward_tcp_to_socket, libpq_url, socket_path, tcp_url
 
     if get_settings().database_url:
-        err_console.print("[red]error:[/red] the database is an external server (VIDQA_DATABASE_URL); connect to it directly")
-        raise typer.Exit(2)
+        fail("the database is an external server (VIDQA_DATABASE_URL); connect to it directly")
     url = connect()
 
     def stop(signum, frame):  # SIGTERM too ends in a clean stop of the server (not an orphan)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from vidqa.cli.common import Format, connect, console, emit, err_console, quiet_prefect
+from vidqa.cli.common import Format, connect, console, emit, err_console, fail, quiet_prefect
 from vidqa.cli.params import build_params, load_config
 from vidqa.scorers import SCORER_NAMES
 from vidqa.scoring.outcomes import RunSummary
@@ -57,8 +57,7 @@ def run(
             clips=clip_opts or None,
         )
     except (ValueError, OSError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+        fail(exc)
     connect()
     from vidqa.db.migrate import ensure_schema
 
@@ -70,8 +69,7 @@ def run(
     try:
         summary = score_videos(params)
     except (FileNotFoundError, PermissionError, ManifestError, ScorerError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+        fail(exc)
     _print_summary(summary)
     if summary.n_videos == 0:
         err_console.print("[red]no videos found[/red]")
@@ -138,9 +136,7 @@ def scores(
             produced = {m for name in SCORERS for m in SCORERS[name].metrics}
             what = ", ".join(f"{m!r} ({'no score stored yet' if m in produced else 'no scorer makes it'})"
                              for m in unknown)
-            err_console.print(f"[red]error:[/red] unknown metric {what}; stored: {', '.join(sorted(known)) or 'none'}",
-                              soft_wrap=True, markup=True, highlight=False)
-            raise typer.Exit(2)
+            fail(f"unknown metric {what}; stored: {', '.join(sorted(known)) or 'none'}")
         raw = repo.list_scores(conn, metrics=wanted or None, scorer=scorer, limit=limit)
     rows = [
         {
@@ -200,8 +196,7 @@ def export(
     try:
         n = export_selection(engine, where, out, fmt.value if fmt else None, level.value, limit=limit)
     except (ValueError, OSError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(exc)
     console.print(f"{n} rows written to {out}", markup=False, highlight=False, soft_wrap=True)
 
 

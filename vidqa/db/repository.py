@@ -57,13 +57,13 @@ def finish_run(engine: Engine, run_id: uuid.UUID, status: str, counts: dict[str,
         )
 
 
-def close_runs_of_flow_run(engine: Engine, flow_run_id: uuid.UUID, status: str, error: str) -> int:
-    """Close the still-running runs of a Prefect flow run (its state hooks call this)."""
+def close_running_runs(engine: Engine, status: str, error: str, *, run_id: Optional[uuid.UUID] = None,
+                       flow_run_id: Optional[uuid.UUID] = None) -> int:
+    """Close the still-running run ``run_id``, or those of a Prefect flow run, with a reason."""
+    which = runs.c.id == run_id if run_id is not None else runs.c.flow_run_id == flow_run_id
     with engine.begin() as conn:
-        return conn.execute(
-            runs.update().where(runs.c.flow_run_id == flow_run_id, runs.c.status == "running")
-            .values(status=status, error=error, finished_at=now())
-        ).rowcount
+        return conn.execute(runs.update().where(which, runs.c.status == "running")
+                            .values(status=status, error=error, finished_at=now())).rowcount
 
 
 def beat(engine: Engine, run_id: uuid.UUID) -> bool:
@@ -76,13 +76,6 @@ def beat(engine: Engine, run_id: uuid.UUID) -> bool:
 def running_runs(conn: Connection) -> list[sa.Row]:
     return list(conn.execute(sa.select(runs.c.id, runs.c.flow_run_id, runs.c.started_at, runs.c.heartbeat_at)
                              .where(runs.c.status == "running")))
-
-
-def close_run_as(engine: Engine, run_id: uuid.UUID, status: str, error: str) -> None:
-    """Close one run that did not close itself (it is no longer running anywhere)."""
-    with engine.begin() as conn:
-        conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "running")
-                     .values(status=status, error=error, finished_at=now()))
 
 
 def submit_shard(engine: Engine, run_id: uuid.UUID, shard_index: int, n_videos: int, flow_run_id: uuid.UUID) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,14 +86,18 @@ class AestheticHeadWeights:
     def what(self) -> str:
         return f"aesthetic head {self.head}"
 
-    def identity(self) -> dict[str, Any]:
+    @cached_property
+    def _layout(self) -> tuple[Path, Literal["mlp", "linear"], int]:
+        """The head's file, family and embedding width (its state dict is read once)."""
         file = _locate(Path(self.head), None)
-        kind, _ = _head_layout(_state_dict(file), file)
+        return (file, *_head_layout(_state_dict(file), file))
+
+    def identity(self) -> dict[str, Any]:
+        file, kind, _ = self._layout
         return {"kind": kind, "file": file.name, "sha256": file_sha256(file)}
 
     def embed_dim(self) -> int:
-        file = _locate(Path(self.head), None)
-        return _head_layout(_state_dict(file), file)[1]
+        return self._layout[2]
 
     def files(self, models_dir: Path) -> list[WeightFile]:
         return aesthetic_head_files(self.head, models_dir)

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -158,9 +159,7 @@ class ClipModel:
 
     @property
     def weights_id(self) -> str:
-        if self.weights_sha256 is None:
-            return f"random-init:seed={RANDOM_INIT_SEED}"
-        return f"sha256:{self.weights_sha256}"
+        return _weights_id(self.weights_sha256)
 
     @property
     def input_dtype(self) -> torch.dtype:
@@ -169,15 +168,26 @@ class ClipModel:
     def identity(self) -> dict[str, Any]:
         """What determines this model's outputs. The device is left out (it changes only
         rounding) and so is a checkpoint's path (its sha256 is in ``weights``)."""
-        local_file = self.pretrained is not None and os.path.isabs(self.pretrained)
-        return {
-            "name": self.name,
-            "pretrained": "local" if local_file else self.pretrained,
-            "weights": self.weights_id,
-            "config_sha256": self.config_sha256,
-            "precision": self.precision,
-            "preprocess": asdict(self.preprocess),
-        }
+        return _identity(self.name, self.pretrained, self.weights_sha256, self.config_sha256, self.precision,
+                         self.preprocess)
+
+
+def _weights_id(sha256: str | None) -> str:
+    return f"sha256:{sha256}" if sha256 else f"random-init:seed={RANDOM_INIT_SEED}"
+
+
+def _identity(name: str, pretrained: str | None, weights_sha256: str | None, config_sha256: str, precision: str,
+              preprocess: "FramePreprocess") -> dict[str, Any]:
+    """A CLIP's identity, the same dict whether it is named before loading or after."""
+    local_file = pretrained is not None and os.path.isabs(pretrained)
+    return {
+        "name": name,
+        "pretrained": "local" if local_file else pretrained,
+        "weights": _weights_id(weights_sha256),
+        "config_sha256": config_sha256,
+        "precision": precision,
+        "preprocess": asdict(preprocess),
+    }
 
 
 @dataclass(frozen=True)
@@ -205,7 +215,9 @@ class ClipWeights:
     def what(self) -> str:
         return f"CLIP {self.model} (pretrained={self.pretrained!r})"
 
-    def describe(self) -> "_Description":
+    @cached_property
+    def description(self) -> "_Description":
+        """The CLIP as named before it is built (its files resolved and hashed once)."""
         name, pretrained = canonical_clip_id(self.model, self.pretrained)
         source = _resolve(name, pretrained, None, os.environ.get(MODELS_DIR_ENV))
         return _describe(name, source, self.precision)
@@ -213,10 +225,10 @@ class ClipWeights:
     def identity(self) -> dict[str, Any]:
         """What ``load().identity()`` will be: name, weights hash, config hash, precision and
         preprocessing. Raises ScorerError when the weights are not here (saying how to get them)."""
-        return self.describe().identity()
+        return self.description.identity()
 
     def embed_dim(self) -> int:
-        return int(self.describe().config["embed_dim"])
+        return int(self.description.config["embed_dim"])
 
     def files(self, models_dir: Path) -> list[WeightFile]:
         return clip_weight_files(self.model, self.pretrained, models_dir)
@@ -238,16 +250,8 @@ class _Description:
     precision: str
 
     def identity(self) -> dict[str, Any]:
-        local_file = self.pretrained is not None and os.path.isabs(self.pretrained)
-        weights = f"sha256:{self.weights_sha256}" if self.weights_sha256 else f"random-init:seed={RANDOM_INIT_SEED}"
-        return {
-            "name": self.name,
-            "pretrained": "local" if local_file else self.pretrained,
-            "weights": weights,
-            "config_sha256": json_sha256(self.config, spaced=True),
-            "precision": self.precision,
-            "preprocess": asdict(self.preprocess),
-        }
+        return _identity(self.name, self.pretrained, self.weights_sha256, json_sha256(self.config, spaced=True),
+                         self.precision, self.preprocess)
 
 
 def _describe(name: str, source: "_Source", precision: str) -> _Description:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
@@ -321,12 +322,16 @@ class VideoScoreWeights:
     def what(self) -> str:
         return f"VideoScore model {self.model}"
 
+    @cached_property
+    def _checkpoint(self) -> tuple[Path, VideoScoreSpec]:
+        return resolve_checkpoint(self.model)
+
     def spec(self) -> VideoScoreSpec:
         """The checkpoint's family and frame rule, read from its config.json."""
-        return resolve_checkpoint(self.model)[1]
+        return self._checkpoint[1]
 
     def identity(self) -> dict[str, Any]:
-        folder, spec = resolve_checkpoint(self.model)
+        folder, spec = self._checkpoint
         dtype = torch_dtype(resolve_precision(self.precision, self.device))
         return {"model": self.model, "family": spec.family, "weights": folder_weights_id(folder),
                 "dtype": str(dtype).removeprefix("torch.")}

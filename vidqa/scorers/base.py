@@ -252,10 +252,11 @@ class Scorer:
             if not self._ready:
                 for key, declared in self.declared_weights.items():
                     model = declared.load()
-                    if model.identity() != declared.identity():
+                    named = self.identity_record[key]  # what config_hash was computed from
+                    if model.identity() != named:
                         raise ScorerError(
                             f"{self.name}: the loaded {declared.what} is not the one its configuration hash "
-                            f"names ({model.identity()} != {declared.identity()})"
+                            f"names ({model.identity()} != {named})"
                         )
                     self.models[key] = model
                 self.load()

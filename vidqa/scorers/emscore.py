@@ -81,7 +81,7 @@ class EMScoreScorer(ClipBasedScorer):
 
     @property
     def _idf_corpus(self) -> list[str]:
-        return self.context.get("idf_corpus") or [] if self.config.idf else []
+        return (self.context.get("idf_corpus") or []) if self.config.idf else []
 
     def model_identity(self) -> dict[str, Any]:
         corpus = self._idf_corpus

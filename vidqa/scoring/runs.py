@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
@@ -50,7 +51,7 @@ def keep_beating(run_id: uuid.UUID) -> threading.Thread:
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the run goes on
                 misses += 1
                 log.warning("run %s: heartbeat not written: %s", run_id, exc)
-            threading.Event().wait(interval)
+            time.sleep(interval)
 
     thread = threading.Thread(target=beat, name=f"vidqa-run-{run_id}-heartbeat", daemon=True)
     thread.start()
@@ -83,7 +84,7 @@ def close_dead_runs(final_flow_runs: dict[str, str]) -> list[str]:
             reason = f"no heartbeat since {last.isoformat(timespec='seconds')}: its process died"
         else:
             continue
-        repo.close_run_as(engine, row.id, "crashed", reason)
+        repo.close_running_runs(engine, "crashed", reason, run_id=row.id)
         log.warning("run %s closed as crashed: %s", row.id, reason)
         closed.append(str(row.id))
     return closed
@@ -102,7 +103,7 @@ def close_flow_run(flow_run_id: str, state_name: str, message: Optional[str]) ->
     """Close the runs of a flow run that failed, was cancelled or crashed (its state hooks)."""
     status = "crashed" if state_name.lower() == "crashed" else "failed"
     error = f"{state_name}: {message}" if message else state_name
-    return repo.close_runs_of_flow_run(get_engine(), uuid.UUID(str(flow_run_id)), status, error)
+    return repo.close_running_runs(get_engine(), status, error, flow_run_id=uuid.UUID(str(flow_run_id)))
 
 
 def submit_shard(run_id: str, shard_index: int, n_videos: int, flow_run_id: str) -> None:
