@@ -22,7 +22,6 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import VIDEOS
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,8 +135,6 @@ def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
 
 
 
-GOOD = ["counter.mp4", "fades.mp4", "video_90.mov", "videoscore_video1.mp4", "flipping_a_pancake.mkv",
-        "goldeneye-vfr-drop3.mp4", "issue-134-rotate.mp4", "Bfyp0C02sko_000248_000258.mp4"]
 # The parent run as a user starts it from any machine with the API URL: a flow run in its own process.
 PARENT = ("import json, sys\n"
           "from flows.score_videos import ScoreVideosParams, score_videos\n"
@@ -146,11 +143,10 @@ PARENT = ("import json, sys\n"
 
 
 def video_set(folder: Path, n: int) -> Path:
-    """``n`` distinct videos (their URIs differ) cycling over the shared sample videos."""
-    folder.mkdir()
-    for i in range(n):
-        name = GOOD[i % len(GOOD)]
-        (folder / f"v{i:02d}-{name}").symlink_to(VIDEOS / name)
+    """``n`` distinct videos (their URIs and their bytes differ), made with lavfi."""
+    from synthetic import distinct_videos
+
+    distinct_videos(folder, n)
     return folder
 
 

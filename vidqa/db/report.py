@@ -12,10 +12,13 @@ from sqlalchemy.engine import Engine
 
 PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
-# The current row of each URI (an edited file leaves its older bytes' row behind).
+# The video now at each URI (an edited file leaves its older bytes' video behind), each
+# video once (two URIs of the same bytes are one video), named by the first of its URIs.
 _CURRENT_VIDEOS = """
-    SELECT DISTINCT ON (uri) id, uri FROM videos
-    WHERE uri = ANY(:uris) AND status = 'ok' ORDER BY uri, updated_at DESC, id DESC
+    SELECT DISTINCT ON (cur.id) cur.id, cur.uri FROM (
+        SELECT DISTINCT ON (l.uri) v.id, l.uri FROM video_locations l JOIN videos v ON v.id = l.video_id
+        WHERE l.uri = ANY(:uris) AND v.status = 'ok' ORDER BY l.uri, l.last_seen_at DESC, v.id DESC
+    ) cur ORDER BY cur.id, cur.uri
 """
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from vidqa.video.clips import WHOLE_VIDEO
 from vidqa.db.tables import (
-    clips, run_shards, runs, score_inputs, scorer_configs, scorer_failures, scores, video_splits, videos,
+    clips, run_shards, runs, score_inputs, scorer_configs, scorer_failures, scores, video_locations, video_splits,
+    videos,
 )
 
 UNREADABLE = ""  # content_id of a video whose bytes could not be read
@@ -133,23 +134,32 @@ def database_identity(conn: Connection) -> str:
 
 
 def known_content_id(conn: Connection, uri: str, size: Optional[int], mtime: Optional[float]) -> Optional[str]:
-    """The content id stored for this URI when size and mtime are unchanged (skips rehashing)."""
+    """The content id last seen at this URI when size and mtime are unchanged (skips rehashing)."""
     if size is None or mtime is None:
         return None
     return conn.execute(
-        sa.select(videos.c.content_id).where(
-            videos.c.uri == uri,
-            videos.c.size_bytes == size,
-            videos.c.source_mtime == mtime,
+        sa.select(videos.c.content_id)
+        .select_from(video_locations.join(videos, videos.c.id == video_locations.c.video_id))
+        .where(
+            video_locations.c.uri == uri,
+            video_locations.c.size_bytes == size,
+            video_locations.c.source_mtime == mtime,
             videos.c.content_id != UNREADABLE,
         )
+        .order_by(video_locations.c.last_seen_at.desc())
+        .limit(1)
     ).scalar()
 
 
 def find_video(conn: Connection, uri: str, content_id: str) -> Optional[sa.Row]:
-    return conn.execute(
-        sa.select(videos).where(videos.c.uri == uri, videos.c.content_id == content_id)
-    ).first()
+    """The video of these bytes, wherever they were seen first (the placeholder of an
+    unreadable ``uri`` when ``content_id`` is ``UNREADABLE``), and whether ``uri`` is one of
+    its known locations (column ``located``)."""
+    located = sa.exists().where(video_locations.c.video_id == videos.c.id, video_locations.c.uri == uri)
+    which = videos.c.content_id == content_id
+    if content_id == UNREADABLE:
+        which = sa.and_(which, videos.c.uri == uri)
+    return conn.execute(sa.select(videos, located.label("located")).where(which)).first()
 
 
 def upsert_video(
@@ -159,21 +169,50 @@ def upsert_video(
     run_id: Optional[uuid.UUID],
     **columns: Any,
 ) -> int:
-    """Insert or update the video ``(uri, content_id)``; returns its id."""
+    """Insert or update the video of ``content_id`` (of ``uri`` when the bytes are
+    unreadable) and record ``uri`` as one of its locations; returns its id. The video's
+    ``uri`` stays where its bytes were first seen."""
     values = {"uri": uri, "content_id": content_id, "first_run_id": run_id, "last_run_id": run_id, **columns}
     update = {k: v for k, v in values.items() if k not in ("uri", "content_id", "first_run_id")}
     update["updated_at"] = now()
-    stmt = (
-        insert(videos)
-        .values(**values)
-        .on_conflict_do_update(constraint="uq_videos_uri_content", set_=update)
-        .returning(videos.c.id)
-    )
-    video_id = conn.execute(stmt).scalar_one()
+    stmt = insert(videos).values(**values)
+    if content_id == UNREADABLE:
+        stmt = stmt.on_conflict_do_update(constraint="uq_videos_uri_content", set_=update)
+    else:
+        stmt = stmt.on_conflict_do_update(index_elements=["content_id"], index_where=videos.c.content_id != UNREADABLE,
+                                          set_=update)
+    video_id = conn.execute(stmt.returning(videos.c.id)).scalar_one()
+    add_location(conn, video_id, uri, run_id, columns.get("size_bytes"), columns.get("source_mtime"))
     if content_id != UNREADABLE:
         # The bytes are readable now: forget the placeholder of an earlier read failure.
         conn.execute(videos.delete().where(videos.c.uri == uri, videos.c.content_id == UNREADABLE))
     return video_id
+
+
+def add_location(conn: Connection, video_id: int, uri: str, run_id: Optional[uuid.UUID],
+                 size: Optional[int] = None, mtime: Optional[float] = None) -> None:
+    """Record that the video's bytes are at ``uri`` (seen now, by ``run_id``)."""
+    stmt = insert(video_locations).values(video_id=video_id, uri=uri, size_bytes=size, source_mtime=mtime,
+                                          first_run_id=run_id, last_run_id=run_id)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["video_id", "uri"],
+        set_={"size_bytes": sa.func.coalesce(stmt.excluded.size_bytes, video_locations.c.size_bytes),
+              "source_mtime": sa.func.coalesce(stmt.excluded.source_mtime, video_locations.c.source_mtime),
+              "last_run_id": sa.func.coalesce(stmt.excluded.last_run_id, video_locations.c.last_run_id),
+              "last_seen_at": now()},
+    ))
+
+
+def video_locations_of(conn: Connection, video_ids: Optional[Iterable[int]] = None) -> dict[int, list[str]]:
+    """``{video id: its URIs}``, first seen first."""
+    q = sa.select(video_locations.c.video_id, video_locations.c.uri).order_by(
+        video_locations.c.video_id, video_locations.c.first_seen_at, video_locations.c.uri)
+    if video_ids is not None:
+        q = q.where(video_locations.c.video_id.in_(list(video_ids)))
+    out: dict[int, list[str]] = {}
+    for video_id, uri in conn.execute(q):
+        out.setdefault(video_id, []).append(uri)
+    return out
 
 
 def ensure_clip(
@@ -264,12 +303,14 @@ def register_inputs(conn: Connection, input_hash: str, inputs: dict[str, Any]) -
     )
 
 
-def register_scorer_config(conn: Connection, scorer: str, config_hash: str, config: dict[str, Any]) -> None:
-    conn.execute(
-        insert(scorer_configs)
-        .values(config_hash=config_hash, scorer=scorer, config=config)
-        .on_conflict_do_nothing(index_elements=["config_hash"])
-    )
+def register_scorer_config(conn: Connection, scorer: str, config_hash: str, config: dict[str, Any],
+                           summary: Optional[str] = None) -> None:
+    """Record what ``config_hash`` means (once); ``summary`` is its readable form
+    (``vidqa.scoring.provenance.config_summary``), shown by the wide views' ``configs``."""
+    values = {"config_hash": config_hash, "scorer": scorer, "config": config}
+    if summary is not None:
+        values["summary"] = summary
+    conn.execute(insert(scorer_configs).values(**values).on_conflict_do_nothing(index_elements=["config_hash"]))
 
 
 def write_scores(

@@ -84,6 +84,22 @@ videos = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("uri", "content_id", name="uq_videos_uri_content"),
+    # One row per content (migration 0009): the same bytes under another URI are a location.
+    sa.Index("uq_videos_content", "content_id", unique=True, postgresql_where=sa.text("content_id <> ''")),
+)
+
+video_locations = sa.Table(
+    "video_locations",
+    metadata,
+    sa.Column("video_id", sa.BigInteger, sa.ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("uri", sa.Text, primary_key=True),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("source_mtime", sa.Float),
+    sa.Column("first_run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("last_run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Index("ix_video_locations_uri", "uri"),
 )
 
 clips = sa.Table(
@@ -119,6 +135,7 @@ scorer_configs = sa.Table(
     sa.Column("scorer", sa.Text, nullable=False),
     sa.Column("config", JSONB, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("summary", sa.Text),  # e.g. "technical v1 uniform:16 (3f2a9c1e)" (vidqa.scoring.provenance)
 )
 
 scores = sa.Table(

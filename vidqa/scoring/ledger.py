@@ -60,13 +60,16 @@ class LedgerState:
     video_id: Optional[int] = None
     failed_for_good: Optional[str] = None  # the recorded reason of a final failure
     clips: Optional[list[KnownClip]] = None  # None: never split so (or never read)
+    first_uri: Optional[str] = None  # where these bytes were first seen
+    located: bool = True  # whether the URI asked about is a known location of the bytes
 
     def outcome(self, uri: str, pending: list[Pending]) -> Optional[VideoOutcome]:
         """Failed for good, or every clip finished by every scorer; None when work is left."""
+        same = "" if uri == self.first_uri or self.first_uri is None else f" (the same bytes as {self.first_uri})"
         if self.failed_for_good is not None:
-            return VideoOutcome(uri=uri, status="failed", reason=self.failed_for_good, from_ledger=True)
+            return VideoOutcome(uri=uri, status="failed", reason=self.failed_for_good + same, from_ledger=True)
         if self.clips is not None and all(p.key in clip.done for clip in self.clips for p in pending):
-            return VideoOutcome(uri=uri, status="skipped", reason="already scored", from_ledger=True)
+            return VideoOutcome(uri=uri, status="skipped", reason="already scored" + same, from_ledger=True)
         return None
 
 
@@ -74,16 +77,24 @@ def read_ledger(engine: Engine, uri: str, content_id: str, clip_spec: ClipSpec) 
     with engine.connect() as conn:
         row = repo.find_video(conn, uri, content_id)
         if row is None:
-            return LedgerState()
+            return LedgerState(located=False)
+        known = {"video_id": row.id, "first_uri": row.uri, "located": row.located}
         if row.status == "failed":
-            return LedgerState(row.id, None if row.failure_transient else (row.failure_reason or "failed"))
+            return LedgerState(**known, failed_for_good=None if row.failure_transient else (row.failure_reason or "failed"))
         rows = repo.split_clips(conn, row.id, clip_spec.split_hash)
         if rows is None:
-            return LedgerState(row.id)
+            return LedgerState(**known)
         done = repo.finished_scorers_of_clips(conn, [c.id for c in rows])
     clips = [KnownClip(c.id, ClipSpan(c.kind, c.start_frame, c.end_frame, c.start_time_s, c.end_time_s),
                        done.get(c.id, set())) for c in rows]
-    return LedgerState(row.id, None, clips)
+    return LedgerState(**known, clips=clips)
+
+
+def record_location(engine: Engine, ref: VideoRef, state: LedgerState, run_id: Optional[uuid.UUID]) -> None:
+    """Remember that the bytes of a known video are (also) at ``ref.uri``: nothing is decoded."""
+    if state.video_id is not None and not state.located:
+        with engine.begin() as conn:
+            repo.add_location(conn, state.video_id, ref.uri, run_id, ref.size, ref.mtime)
 
 
 _KNOWN_IDS: dict[tuple[str, int, float], str] = {}
@@ -112,7 +123,13 @@ def identify(engine: Engine, storage: Storage, ref: VideoRef) -> tuple[VideoRef,
 
 
 def record_failure(engine: Engine, ref: VideoRef, cid: str, exc: VideoError, run_id: Optional[uuid.UUID]) -> None:
+    """Record why a video could not be scored. A transient failure at one location (a
+    fetch that timed out) leaves bytes read well before, and their scores, as they were."""
     with engine.begin() as conn:
+        known = repo.find_video(conn, ref.uri, cid) if cid != repo.UNREADABLE else None
+        if known is not None and known.status == "ok" and exc.transient:
+            repo.add_location(conn, known.id, ref.uri, run_id, ref.size, ref.mtime)
+            return
         repo.upsert_video(
             conn, ref.uri, cid, run_id,
             status="failed", failure_stage=exc.stage, failure_reason=exc.reason,
@@ -134,6 +151,7 @@ def unfinished_videos(
             todo.append(ref)  # unreachable: the scoring run records why (or retries)
             continue
         state = read_ledger(engine, resolved.uri, cid, clip_spec)
-        if state.outcome(resolved.uri, pending_for(scorers, resolved.fields)) is None:
+        # A new location of finished bytes is left to the shard, which records it (no decode).
+        if not state.located or state.outcome(resolved.uri, pending_for(scorers, resolved.fields)) is None:
             todo.append(resolved)
     return todo

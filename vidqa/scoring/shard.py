@@ -22,7 +22,9 @@ from vidqa.db import repository as repo
 from vidqa.errors import VideoError
 from vidqa.scorers import ClipNeeds, ScoreItem, Scorer, build_scorer
 from vidqa.scoring.job import ScorerSpec, ShardJob
-from vidqa.scoring.ledger import KnownClip, LedgerState, Pending, identify, pending_for, read_ledger, record_failure
+from vidqa.scoring.ledger import (
+    KnownClip, LedgerState, Pending, identify, pending_for, read_ledger, record_failure, record_location,
+)
 from vidqa.scoring.outcomes import ShardResult, VideoOutcome
 from vidqa.scoring.queue import Job, ScoreQueue
 from vidqa.storage import Storage, VideoRef
@@ -93,6 +95,7 @@ def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome:
     state = read_ledger(shard.engine, ref.uri, cid, shard.clip_spec)
     known = state.outcome(ref.uri, pending)
     if known is not None:
+        record_location(shard.engine, ref, state, shard.run_id)
         return known
 
     # Only now are the bytes needed: fetch (remote), probe, split, decode.

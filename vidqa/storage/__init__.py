@@ -16,6 +16,7 @@ from vidqa.storage.local import list_local, local_ref, local_content_id, read_er
 from vidqa.storage.manifest import ManifestError, is_manifest, manifest_entries, parse_manifest
 from vidqa.storage.refs import VideoRef
 from vidqa.storage.s3 import S3Options
+from vidqa.storage.uris import normalise_uri
 
 
 def _transient(exc: BaseException) -> bool:
@@ -65,7 +66,8 @@ class Storage:
             base = str(path.absolute().parent)
         entries = manifest_entries(parse_manifest(text, source), base, source, video_key)
         return [
-            VideoRef(uri=location, fields=fields) if "://" in location else local_ref(location, **fields)
+            VideoRef(uri=normalise_uri(location), fields=fields) if "://" in location
+            else local_ref(location, **fields)
             for location, fields in entries
         ]
 

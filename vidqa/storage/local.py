@@ -9,16 +9,18 @@ from pathlib import Path
 from vidqa.errors import VideoError
 from vidqa.hashing import file_sha256
 from vidqa.storage.refs import VideoRef, is_video_name
+from vidqa.storage.uris import local_uri
 
 
 def local_ref(path: str, **fields) -> VideoRef:
-    p = Path(path).expanduser().absolute()
+    """The file at ``path`` under its one spelling (its real path, see ``storage.uris``)."""
+    uri = local_uri(path)
     try:
-        st = p.stat()
-        return VideoRef(uri=str(p), size=st.st_size, mtime=st.st_mtime, fields=fields)
+        st = os.stat(uri)
+        return VideoRef(uri=uri, size=st.st_size, mtime=st.st_mtime, fields=fields)
     except OSError:
         # Listed but not stat-able (dangling link, vanished): reading it records the reason.
-        return VideoRef(uri=str(p), fields=fields)
+        return VideoRef(uri=uri, fields=fields)
 
 
 def list_local(source: str) -> list[VideoRef]:
@@ -41,7 +43,9 @@ def list_local(source: str) -> list[VideoRef]:
         found = [p for p in globlib.glob(os.path.expanduser(source), recursive=True) if is_video_name(p)]
     else:
         raise FileNotFoundError(f"source not found: {source}")
-    return sorted((local_ref(p) for p in found), key=lambda r: r.uri)
+    # Two names of one file (a link beside its target) are one video.
+    refs = {ref.uri: ref for ref in map(local_ref, found)}
+    return sorted(refs.values(), key=lambda r: r.uri)
 
 
 def local_content_id(path: str) -> str:

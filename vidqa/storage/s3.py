@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from vidqa.config import Settings, get_settings
 from vidqa.errors import VideoError
 from vidqa.storage.refs import VideoRef, is_video_name
+from vidqa.storage.uris import s3_uri
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def split_uri(uri: str) -> str:
 def _ref(info: dict[str, Any], **fields) -> VideoRef:
     modified = info.get("LastModified")
     return VideoRef(
-        uri="s3://" + info["name"],
+        uri=s3_uri("s3://" + info["name"]),
         size=info.get("size"),
         mtime=modified.timestamp() if modified is not None else None,
         etag=(info.get("ETag") or "").strip('"') or None,
