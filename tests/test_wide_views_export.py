@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from conftest import REPO, VIDEOS, vidqa_cli
 from vidqa.video.clips import ClipSpec
 from vidqa.db import downgrade, get_engine, repository as repo, upgrade
-from vidqa.db.views import CLIP_VIEW, FIXED_COLUMNS, VIDEO_VIEW, metric_column, refresh_wide_views
+from vidqa.db.views import CLIP_VIEW, FIXED_COLUMNS, PROVENANCE_COLUMNS, VIDEO_VIEW, metric_column, refresh_wide_views
 from vidqa.scoring.job import ScorerSpec
+from vidqa.scoring.provenance import config_summary
 from conftest import run_shard
 from vidqa.storage import Storage
 
@@ -26,6 +27,15 @@ COUNTER = str(VIDEOS / "counter.mp4")  # 3 s
 TECHNICAL = [ScorerSpec("technical", {"sampling": {"n": 2}})]
 # Whole-video extra scores: (aesthetic under config A (older), under config B (newer), EMScore).
 EXTRA = {BFYP: (5.0, 6.0, 0.35), FADES: (6.5, 5.2, 0.5), COUNTER: (4.0, 7.0, 0.2)}
+# The extra configurations, as scorers record them (the README's queries select them by summary).
+CONFIGS = {
+    "aesA": ("aesthetic", {"sampling": {"method": "uniform", "n": 16}}),
+    "aesB": ("aesthetic", {"sampling": {"method": "fractions", "fractions": [0.1, 0.5, 0.9]}}),
+    "ems1": ("emscore", {"sampling": {"method": "every_n_seconds", "seconds": 1.0}}),
+    "tv1": ("text_video", {"sampling": {"method": "uniform", "n": 8}}),
+    "va1": ("video_audio", {"sampling": {"method": "uniform", "n": 3}}),
+}
+VERSIONS = {"aesthetic": "2"}
 HOSTILE = [
     "1=1; DROP TABLE scores",
     "1=1) UNION SELECT uri FROM videos --",
@@ -72,11 +82,9 @@ def seeded(migrated_db, bad_inputs):
     windows = [r for r in refs if r.uri in (BFYP, FADES)]
     run_shard(engine, windows, TECHNICAL, run_id, ClipSpec(method="windows", window_s=2.0, min_s=1.0))
     with engine.begin() as conn:
-        for h in ("aesA", "aesB"):
-            repo.register_scorer_config(conn, "aesthetic", h, {"head": h})
-        repo.register_scorer_config(conn, "emscore", "ems1", {"clip": "tiny"})
-        repo.register_scorer_config(conn, "text_video", "tv1", {"clip": "tiny"})
-        repo.register_scorer_config(conn, "video_audio", "va1", {"clip": "tiny"})
+        for h, (scorer, config) in CONFIGS.items():
+            identity = {"scorer": scorer, "version": VERSIONS.get(scorer, "1"), "config": config}
+            repo.register_scorer_config(conn, scorer, h, identity, config_summary(h, identity))
         for uri, (a, _, ems) in EXTRA.items():
             clip = whole_clip(conn, uri)
             repo.write_scores(conn, clip, "aesthetic", "aesA", {"aesthetic": (a, None)}, run_id)
@@ -109,16 +117,22 @@ def test_migration_creates_views_from_the_metrics_present(database_url):
         assert [c["name"] for c in insp.get_columns(view)] == list(FIXED_COLUMNS[view])
     downgrade("0003", database_url)
     assert sa.inspect(engine).get_view_names() == []
-    with engine.begin() as conn:  # scores written under 0003 become columns at 0004
-        vid = repo.upsert_video(conn, "/v.mp4", "sha256:v", None, status="ok")
-        clip = repo.ensure_clip(conn, vid, "video", 0, 10, 0.0, 1.0)
-        repo.register_scorer_config(conn, "s", "h", {})
-        repo.write_scores(conn, clip, "s", "h", {EMS: (0.4, None), "aesthetic": (5.0, None)}, None)
+    with engine.begin() as conn:  # scores written under 0003 (its SQL, not today's code) become columns at 0004
+        vid = conn.execute(sa.text(
+            "INSERT INTO videos (uri, content_id, status) VALUES ('/v.mp4', 'sha256:v', 'ok') RETURNING id")).scalar()
+        clip = conn.execute(sa.text(
+            "INSERT INTO clips (video_id, kind, start_frame, end_frame, start_time_s, end_time_s) "
+            "VALUES (:v, 'video', 0, 10, 0, 1) RETURNING id"), {"v": vid}).scalar()
+        conn.execute(sa.text("INSERT INTO scorer_configs (config_hash, scorer, config) VALUES ('h', 's', '{}')"))
+        for metric, value in ((EMS, 0.4), ("aesthetic", 5.0)):
+            conn.execute(sa.text("INSERT INTO scores (clip_id, scorer, config_hash, metric, value) "
+                                 "VALUES (:c, 's', 'h', :m, :v)"), {"c": clip, "m": metric, "v": value})
     upgrade("head", database_url)
     with engine.connect() as conn:
         got = rows(conn, f'SELECT uri, aesthetic, "{EMS}" FROM {VIDEO_VIEW}')
     assert got == [{"uri": "/v.mp4", "aesthetic": 5.0, EMS: 0.4}]
-    assert [c["name"] for c in sa.inspect(engine).get_columns(CLIP_VIEW)][-2:] == [EMS, "aesthetic"]
+    assert [c["name"] for c in sa.inspect(engine).get_columns(CLIP_VIEW)][-4:] == [EMS, "aesthetic",
+                                                                                 *PROVENANCE_COLUMNS]
 
 
 def test_wide_views_equal_the_long_table(seeded):
@@ -141,7 +155,7 @@ def test_wide_views_equal_the_long_table(seeded):
         assert (row["kind"], row["uri"], row["start_time_s"], row["end_time_s"], row["width"], row["has_audio"]) == \
             (e["kind"], e["uri"], e["start_time_s"], e["end_time_s"], e["width"], e["has_audio"])
         assert row["clip_duration_s"] == pytest.approx(e["end_time_s"] - e["start_time_s"])
-    assert list(clips[0])[len(FIXED_COLUMNS[CLIP_VIEW]):] == metrics
+    assert list(clips[0])[len(FIXED_COLUMNS[CLIP_VIEW]):] == [*metrics, *PROVENANCE_COLUMNS]
     checked = 0
     for row in clips:
         for m in metrics:
@@ -220,7 +234,7 @@ def test_new_metrics_get_columns_after_close_run_and_refresh_views(migrated_db):
     assert "aesthetic" in out.stdout
     metrics = sorted(["aesthetic", "luminance_mean", "luminance_min", "luminance_max", "sharpness", "mse_dyn",
                       "ssim_dyn", "ssim_sim"])
-    assert columns() == [*FIXED_COLUMNS[CLIP_VIEW], *metrics]  # sorted by name
+    assert columns() == [*FIXED_COLUMNS[CLIP_VIEW], *metrics, *PROVENANCE_COLUMNS]  # metrics sorted by name
     with engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT aesthetic FROM {CLIP_VIEW}")).scalar() == 6.0
 
@@ -315,7 +329,11 @@ def test_export_writes_what_sql_selects(seeded, tmp_path):
     vidqa_cli("export", "--where", "sharpness > 0", "--out", str(pq_out), env=env)
     table = pq.read_table(pq_out)
     assert table.column_names == list(exported[0])
-    assert table.to_pylist() == exported
+    # Parquet holds the configs object as JSON text, mixed_configs as a list of strings.
+    assert [{**r, "configs": json.loads(r["configs"])} for r in table.to_pylist()] == exported
+    assert all(r["configs"]["sharpness"]["summary"].startswith("technical v1 uniform:2 ") for r in exported)
+    # Every clip's latest aesthetic is config B's: nothing mixes in this view.
+    assert exported[0]["mixed_configs"] == [] and str(table.schema.field("mixed_configs").type.value_type) == "string"
     assert str(table.schema.field(EMS).type) == "double" and str(table.schema.field("clip_id").type) == "int64"
 
     # --level video, a quoted metric, and the manifest feeds back into the storage layer.
@@ -430,6 +448,14 @@ def test_predicate_postgres_rejects_exits_2_and_leaves_no_file(seeded, tmp_path)
     assert list(tmp_path.iterdir()) == [out] and out.read_text() == "an earlier export\n"  # no temp, no clobber
 
 
+def percentile(sorted_values, q):
+    """percentile_cont: linear interpolation between the closest ranks."""
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
 def doc_queries():
     text = (REPO / "README.md").read_text()
     section = text.split("### Ten queries for dataset filtering")[1].split("\n## ")[0]
@@ -443,10 +469,26 @@ def test_documented_queries_run(seeded):
         raw = conn.connection.driver_connection
         raw.execute("SET TRANSACTION READ ONLY")
         try:
+            results = {}
             for i, query in enumerate(queries, 1):
-                result = raw.execute(query).fetchall()
-                assert result, f"query {i} returned no row on the test data:\n{query}"
-                if i == 1:
-                    assert [r[0] for r in result] == [BFYP]
+                results[i] = raw.execute(query).fetchall()
+                assert results[i], f"query {i} returned no row on the test data:\n{query}"
+                if i <= 4:  # over the wide views: each names its configurations
+                    assert "_scores_wide_for(" in query, i
+            long = raw.execute("SELECT metric, config_hash, value FROM scores WHERE value IS NOT NULL").fetchall()
         finally:
             raw.rollback()
+    # Query 1 reads aesthetic config B (fractions), not whichever is newest: BFYP only.
+    assert [r[0] for r in results[1]] == [BFYP]
+    # Query 7: one row per metric and configuration, each from that configuration's values alone.
+    values = {}
+    for metric, config_hash, value in long:
+        values.setdefault((metric, config_hash), []).append(value)
+    assert {(r[0], r[2]) for r in results[7]} == set(values)
+    for metric, summary, config_hash, n, p05, median, p95 in results[7]:
+        v = sorted(values[(metric, config_hash)])
+        assert summary.endswith(f"({config_hash[:8]})") and n == len(v)
+        assert median == pytest.approx(percentile(v, 0.5)) and p05 == pytest.approx(percentile(v, 0.05))
+        assert p95 == pytest.approx(percentile(v, 0.95))
+    aesthetic = {r[2]: r[5] for r in results[7] if r[0] == "aesthetic"}
+    assert aesthetic == {"aesA": pytest.approx(5.0), "aesB": pytest.approx(6.0)}  # medians of A and B apart

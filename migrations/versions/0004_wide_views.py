@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    refresh_wide_views(op.get_bind())
+    refresh_wide_views(op.get_bind(), provenance=False)  # the views before 0008 (no provenance)
 
 
 def downgrade() -> None:

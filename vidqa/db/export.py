@@ -281,9 +281,16 @@ def _arrow_schema(columns: list[tuple[str, str]]):
         "bigint": pa.int64(), "integer": pa.int32(), "smallint": pa.int16(), "double precision": pa.float64(),
         "real": pa.float32(), "boolean": pa.bool_(), "text": pa.string(),
     }
+    types["text[]"] = pa.list_(pa.string())  # mixed_configs
     fields = [pa.field("video_path", pa.string())]
+    # Other types (jsonb: the views' configs) as text; JSON values are written as JSON text.
     fields += [pa.field(name, types.get(pg_type, pa.string())) for name, pg_type in columns]
     return pa.schema(fields)
+
+
+def _json_as_text(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: json.dumps(v, ensure_ascii=False, sort_keys=True) if isinstance(v, dict) else v
+             for k, v in row.items()} for row in batch]
 
 
 def _write_parquet(path: str, batches: Iterable[list[dict[str, Any]]], schema: Any) -> int:
@@ -293,7 +300,7 @@ def _write_parquet(path: str, batches: Iterable[list[dict[str, Any]]], schema: A
     n = 0
     with pq.ParquetWriter(path, schema) as writer:
         for batch in batches:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            writer.write_table(pa.Table.from_pylist(_json_as_text(batch), schema=schema))
             n += len(batch)
         if n == 0:
             writer.write_table(schema.empty_table())

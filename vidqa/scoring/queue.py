@@ -16,6 +16,7 @@ from vidqa.errors import ScorerError
 from vidqa.scorers import Metric, ScoreItem, Scorer
 from vidqa.scoring.ledger import Pending
 from vidqa.scoring.outcomes import VideoOutcome
+from vidqa.scoring.provenance import config_summary
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ class ScoreQueue:
 
     def _register(self, conn, pending: Pending) -> None:
         s = pending.scorer
-        repo.register_scorer_config(conn, s.name, s.config_hash, s.identity_record)
+        repo.register_scorer_config(conn, s.name, s.config_hash, s.identity_record,
+                                    config_summary(s.config_hash, s.identity_record))
         repo.register_inputs(conn, pending.input_hash, pending.inputs)
 
     def _write(self, job: Job, result: dict[str, Metric] | Exception) -> None:
