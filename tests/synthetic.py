@@ -9,6 +9,7 @@ from pathlib import Path
 
 def distinct_video(path: Path, index: int, seconds: float = 3.0, size: str = "480x270", rate: int = 25) -> Path:
     """A ``testsrc2`` clip whose hue depends on ``index`` (so no two indices share bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
          "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
@@ -20,5 +21,4 @@ def distinct_video(path: Path, index: int, seconds: float = 3.0, size: str = "48
 
 
 def distinct_videos(folder: Path, n: int, prefix: str = "v", **kwargs) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
     return [distinct_video(folder / f"{prefix}{i:02d}.mp4", i, **kwargs) for i in range(n)]

@@ -16,6 +16,7 @@ from conftest import REPO, run_shard, vidqa_cli
 from synthetic import distinct_video, distinct_videos
 from vidqa.db import get_engine
 from vidqa.db.export import export_selection
+from vidqa.db.views import refresh_if_stale
 from vidqa.scoring.job import ScorerSpec
 from vidqa.scoring.ledger import unfinished_videos
 from vidqa.scoring.queue import SCORER_CALLS
@@ -117,6 +118,7 @@ def test_a_copy_is_another_location_of_the_same_video(tmp_path, migrated_db):
     assert query(migrated_db, "SELECT v.uri, l.uri FROM video_locations l JOIN videos v ON v.id = l.video_id "
                               "ORDER BY l.first_seen_at") == [(str(original), str(original)), (str(original), str(copy))]
 
+    refresh_if_stale(engine)  # what closing a run does: the views gain the new metrics
     out = tmp_path / "picked.jsonl"
     assert export_selection(engine, "sharpness >= 0", str(out), level="video") == 1
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]

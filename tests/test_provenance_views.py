@@ -13,7 +13,9 @@ import sqlalchemy as sa
 
 from conftest import REPO, VIDEOS, run_shard
 from vidqa.db import downgrade, get_engine, repository as repo, upgrade
-from vidqa.db.views import CLIP_VIEW, FIXED_COLUMNS, FUNCTIONS, PROVENANCE_COLUMNS, VIDEO_VIEW, refresh_wide_views
+from vidqa.db.views import (
+    CLIP_VIEW, FIXED_COLUMNS, FUNCTIONS, PROVENANCE_COLUMNS, VIDEO_VIEW, fixed_columns, refresh_wide_views,
+)
 from vidqa.scoring.job import ScorerSpec
 from vidqa.scoring.provenance import config_summary
 from vidqa.storage import Storage
@@ -236,7 +238,7 @@ def test_migration_0008_fills_summaries_and_round_trips(database_url):
             conn.execute(sa.text("INSERT INTO scores (clip_id, scorer, config_hash, metric, value, created_at) "
                                  "VALUES (:c, 'technical', :h, 'sharpness', :v, now() + :v * interval '1 s')"),
                          {"c": clip, "h": h, "v": value})
-    assert [c["name"] for c in sa.inspect(engine).get_columns(CLIP_VIEW)] == list(FIXED_COLUMNS[CLIP_VIEW])
+    assert [c["name"] for c in sa.inspect(engine).get_columns(CLIP_VIEW)] == list(fixed_columns(CLIP_VIEW, "0007"))
 
     upgrade("0008", database_url)
     with engine.connect() as conn:
@@ -255,7 +257,7 @@ def test_migration_0008_fills_summaries_and_round_trips(database_url):
     insp = sa.inspect(engine)
     assert "summary" not in {c["name"] for c in insp.get_columns("scorer_configs")}
     for view in (CLIP_VIEW, VIDEO_VIEW):
-        assert [c["name"] for c in insp.get_columns(view)] == [*FIXED_COLUMNS[view], "sharpness"]
+        assert [c["name"] for c in insp.get_columns(view)] == [*fixed_columns(view, "0007"), "sharpness"]
     with engine.connect() as conn:
         left = conn.execute(sa.text("SELECT proname FROM pg_proc WHERE proname = ANY(:f)"),
                             {"f": [*FUNCTIONS.values(), "resolve_scorer_configs"]}).scalars().all()

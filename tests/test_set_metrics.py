@@ -196,7 +196,7 @@ def test_short_videos_are_skipped_and_clip_features_match_an_independent_decode(
     module = torch.jit.load(str(detectors / "i3d_torchscript.pt"))
     expected = module(torch.from_numpy(clip.copy())[None].permute(0, 4, 1, 2, 3), rescale=True, resize=True,
                       return_features=True)[0].detach().double().numpy()
-    row_of = list(data.sample_uris).index(str(d / "counter.mp4"))
+    row_of = list(data.sample_uris).index(str(VIDEOS / "counter.mp4"))  # a link is stored as its target
     np.testing.assert_allclose(data.features[row_of], expected, rtol=0, atol=1e-5)
     # Mean and covariance stored in float64, biased (divided by N).
     np.testing.assert_allclose(data.mean, data.features.astype(np.float64).mean(0), atol=1e-12)

@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from conftest import REPO, VIDEOS, vidqa_cli
 from vidqa.video.clips import ClipSpec
 from vidqa.db import downgrade, get_engine, repository as repo, upgrade
-from vidqa.db.views import CLIP_VIEW, FIXED_COLUMNS, PROVENANCE_COLUMNS, VIDEO_VIEW, metric_column, refresh_wide_views
+from vidqa.db.views import (
+    CLIP_VIEW, FIXED_COLUMNS, PROVENANCE_COLUMNS, VIDEO_VIEW, fixed_columns, metric_column, refresh_wide_views,
+)
 from vidqa.scoring.job import ScorerSpec
 from vidqa.scoring.provenance import config_summary
 from conftest import run_shard
@@ -114,7 +116,7 @@ def test_migration_creates_views_from_the_metrics_present(database_url):
     insp = sa.inspect(engine)
     assert set(insp.get_view_names()) == {CLIP_VIEW, VIDEO_VIEW}
     for view in (CLIP_VIEW, VIDEO_VIEW):  # no metrics yet: the fixed columns only
-        assert [c["name"] for c in insp.get_columns(view)] == list(FIXED_COLUMNS[view])
+        assert [c["name"] for c in insp.get_columns(view)] == list(fixed_columns(view, "0004"))
     downgrade("0003", database_url)
     assert sa.inspect(engine).get_view_names() == []
     with engine.begin() as conn:  # scores written under 0003 (its SQL, not today's code) become columns at 0004

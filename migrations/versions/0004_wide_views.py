@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    refresh_wide_views(op.get_bind(), provenance=False)  # the views before 0008 (no provenance)
+    refresh_wide_views(op.get_bind(), revision=revision)  # the views as of this revision
 
 
 def downgrade() -> None:

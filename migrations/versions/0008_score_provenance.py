@@ -65,11 +65,11 @@ def upgrade() -> None:
     for config_hash, config in rows:
         conn.execute(sa.text("UPDATE scorer_configs SET summary = :s WHERE config_hash = :h"),
                      {"s": _config_summary(config_hash, config if isinstance(config, dict) else {}), "h": config_hash})
-    refresh_wide_views(conn)
+    refresh_wide_views(conn, revision=revision)
 
 
 def downgrade() -> None:
     conn = op.get_bind()
     drop_wide_views(conn)
     op.drop_column("scorer_configs", "summary")
-    refresh_wide_views(conn, provenance=False)
+    refresh_wide_views(conn, revision=down_revision)

@@ -12,8 +12,8 @@ locations of one video.
 * ``video_locations`` lists every URI a video's bytes were seen at (each merged row's URI
   among them), and ``uq_videos_content`` makes the content the video's identity.
 
-Downgrade drops the table and the index; merged rows stay merged (their locations are
-lost, the scores are not).
+The wide views gain ``locations``. Downgrade drops the table and the index (and
+``locations``); merged rows stay merged (their locations are lost, the scores are not).
 
 Revision ID: 0009
 Revises: 0008
@@ -25,6 +25,8 @@ import os
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
+
+from vidqa.db.views import drop_wide_views, refresh_wide_views
 
 revision = "0009"
 down_revision = "0008"
@@ -188,8 +190,14 @@ def upgrade() -> None:
             op.execute(f"COMMENT ON TABLE {table} IS {_quote(about)}")
         for column, text in cols.items():
             op.execute(f"COMMENT ON COLUMN {table}.{column} IS {_quote(text)}")
+    # The views gain `locations` (every URI of the video).
+    drop_wide_views(conn)
+    refresh_wide_views(conn, revision=revision)
 
 
 def downgrade() -> None:
+    conn = op.get_bind()
+    drop_wide_views(conn)
     op.drop_index("uq_videos_content", table_name="videos")
     op.drop_table("video_locations")
+    refresh_wide_views(conn, revision=down_revision)

@@ -63,7 +63,7 @@ Regeneration
     The views are plain (not materialised) views, so values are always current; only
     the *set of columns* is fixed when they are created. :func:`refresh_wide_views`
     recreates them, and the ``_for`` functions, from the metrics present now. It runs in
-    migrations 0004 and 0008, in ``vidqa db refresh-views``, and after each run
+    migrations 0004, 0008 and 0009, in ``vidqa db refresh-views``, and after each run
     (``vidqa.scoring.runs.close_run``) when the metric set changed
     (:func:`refresh_if_stale`). They are dropped and recreated in the caller's transaction
     under an advisory lock, so concurrent refreshes queue rather than collide and readers
@@ -72,10 +72,10 @@ Regeneration
 
 Schema changes
     A future migration that alters a column these views read (``videos``, ``clips``,
-    ``scores``, ``scorer_configs``) must call :func:`drop_wide_views` first and
-    :func:`refresh_wide_views` after. The views of revisions 0004 to 0007 had no
-    provenance (they read no ``scorer_configs.summary``): those migrations call
-    ``refresh_wide_views(conn, provenance=False)``.
+    ``scores``, ``scorer_configs``, ``video_locations``) must call :func:`drop_wide_views`
+    first and ``refresh_wide_views(conn, revision=<its revision>)`` after (its downgrade:
+    the revision it goes back to). The views of a revision have the columns :data:`SINCE`
+    allows it: 0004-0007 no provenance and no ``_for`` functions, 0008 no ``locations``.
 """
 
 from __future__ import annotations
@@ -99,11 +99,15 @@ REFRESH_LOCK_KEY = int.from_bytes(b"vidqawv", "big")
 MAX_IDENTIFIER_BYTES = 63
 _PREFIX_BYTES = MAX_IDENTIFIER_BYTES - 9  # room for "~" and 8 hex digits
 
+_LOCATIONS = ("ARRAY(SELECT l.uri FROM video_locations l WHERE l.video_id = v.id "
+              "ORDER BY l.first_seen_at, l.uri)")
+_LOCATIONS_COMMENT = "every URI the video's bytes were seen at, first seen first (uri is the first; docs/identity.md)"
+
 # (column, SQL expression, comment) of each view before its metric columns.
 CLIP_FIXED: tuple[tuple[str, str, str], ...] = (
     ("clip_id", "c.id", "clip id (clips.id)"),
     ("video_id", "c.video_id", "video id (videos.id)"),
-    ("uri", "v.uri", "absolute path or s3:// URI of the video"),
+    ("uri", "v.uri", "where the video was first seen: its real path or s3:// URI (locations has every one)"),
     ("content_id", "v.content_id", "sha256:<hex of the bytes> or etag:<S3 ETag>"),
     ("kind", "c.kind", "video (the whole video) | scene | window"),
     ("start_time_s", "c.start_time_s", "presentation time of the clip's first frame, seconds"),
@@ -119,11 +123,12 @@ CLIP_FIXED: tuple[tuple[str, str, str], ...] = (
     ("clip_duration_s", "c.end_time_s - c.start_time_s", "end_time_s - start_time_s, seconds"),
     ("display_width", "v.display_width", "width as displayed (rotation and sample aspect ratio applied), pixels"),
     ("display_height", "v.display_height", "height as displayed (rotation and sample aspect ratio applied), pixels"),
+    ("locations", _LOCATIONS, _LOCATIONS_COMMENT),
 )
 VIDEO_FIXED: tuple[tuple[str, str, str], ...] = (
     ("video_id", "v.id", "video id (videos.id)"),
     ("clip_id", "wc.id", "the video's whole-video clip (kind 'video', split_hash ''); NULL when it has none"),
-    ("uri", "v.uri", "absolute path or s3:// URI of the video"),
+    ("uri", "v.uri", "where the video was first seen: its real path or s3:// URI (locations has every one)"),
     ("content_id", "v.content_id", "sha256:<hex of the bytes> or etag:<S3 ETag>"),
     ("duration_s", "v.duration_s", "duration, seconds"),
     ("width", "v.width", "stored width, pixels"),
@@ -132,9 +137,23 @@ VIDEO_FIXED: tuple[tuple[str, str, str], ...] = (
     ("display_height", "v.display_height", "height as displayed (rotation and sample aspect ratio applied), pixels"),
     ("fps_avg", "v.fps_avg", "average frame rate, frames per second"),
     ("has_audio", "v.has_audio", "whether the video has an audio stream"),
+    ("locations", _LOCATIONS, _LOCATIONS_COMMENT),
 )
 _FIXED = {CLIP_VIEW: CLIP_FIXED, VIDEO_VIEW: VIDEO_FIXED}
 FIXED_COLUMNS = {view: tuple(name for name, _, _ in fixed) for view, fixed in _FIXED.items()}
+# The revision that added each column not in the views of 0004; a migration below it makes
+# the views of its own revision (see "Schema changes" in the module docstring).
+SINCE = {"locations": "0009", "configs": "0008", "mixed_configs": "0008"}
+
+
+def at_revision(revision: Optional[str], column: str) -> bool:
+    """Whether the views of ``revision`` (``None``: the newest) have ``column``."""
+    return revision is None or column not in SINCE or revision >= SINCE[column]
+
+
+def fixed_columns(view: str, revision: Optional[str] = None) -> tuple[str, ...]:
+    """The columns before the metric columns in ``view`` as of ``revision``."""
+    return tuple(name for name in FIXED_COLUMNS[view] if at_revision(revision, name))
 # The columns after the metric columns (see "Provenance" in the module docstring).
 CONFIGS_COLUMN = "configs"
 MIXED_COLUMN = "mixed_configs"
@@ -252,9 +271,10 @@ def _pivot(columns: dict[str, str], whole_video_only: bool, provenance: bool, se
     )
 
 
-def _fixed(columns: tuple[tuple[str, str, str], ...]) -> sql.Composable:
+def _fixed(view: str, revision: Optional[str]) -> sql.Composable:
     return sql.SQL(", ").join(
-        sql.SQL("{expr} AS {name}").format(expr=sql.SQL(expr), name=sql.Identifier(name)) for name, expr, _ in columns
+        sql.SQL("{expr} AS {name}").format(expr=sql.SQL(expr), name=sql.Identifier(name))
+        for name, expr, _ in _FIXED[view] if at_revision(revision, name)
     )
 
 
@@ -266,9 +286,12 @@ def _metric_select(columns: dict[str, str], provenance: bool) -> sql.Composable:
     return sql.SQL("").join(out)
 
 
-def wide_select(view: str, columns: dict[str, str], provenance: bool = True, selected: bool = False) -> sql.Composed:
-    """The query of ``view`` with the given ``{metric: column}``; ``selected``: over the
-    configurations named by the ``_for`` function's argument ``$1`` only."""
+def wide_select(view: str, columns: dict[str, str], revision: Optional[str] = None,
+                selected: bool = False) -> sql.Composed:
+    """The query of ``view`` as of ``revision`` (``None``: the newest) with the given
+    ``{metric: column}``; ``selected``: over the configurations named by the ``_for``
+    function's argument ``$1`` only."""
+    provenance = at_revision(revision, CONFIGS_COLUMN)
     if view == CLIP_VIEW:
         body = sql.SQL("SELECT {fixed}{metrics} FROM clips c JOIN videos v ON v.id = c.video_id")
         on = sql.SQL("c.id")
@@ -281,7 +304,7 @@ def wide_select(view: str, columns: dict[str, str], provenance: bool = True, sel
         on = sql.SQL("wc.id")
     else:
         raise ValueError(f"unknown view {view!r}")
-    body = body.format(fixed=_fixed(_FIXED[view]), metrics=_metric_select(columns, provenance))
+    body = body.format(fixed=_fixed(view, revision), metrics=_metric_select(columns, provenance))
     if columns:
         body = sql.SQL("{body} LEFT JOIN ({pivot}) w ON w.clip_id = {on}").format(
             body=body, pivot=_pivot(columns, view == VIDEO_VIEW, provenance, selected), on=on
@@ -298,16 +321,16 @@ def wide_select(view: str, columns: dict[str, str], provenance: bool = True, sel
     ).format(body=body, mixed=sql.Identifier(MIXED_COLUMN), configs=sql.Identifier(CONFIGS_COLUMN))
 
 
-def view_definition(view: str, columns: dict[str, str], provenance: bool = True) -> sql.Composed:
-    """``CREATE VIEW`` for ``view`` with the given ``{metric: column}``."""
+def view_definition(view: str, columns: dict[str, str], revision: Optional[str] = None) -> sql.Composed:
+    """``CREATE VIEW`` for ``view`` as of ``revision`` with the given ``{metric: column}``."""
     return sql.SQL("CREATE VIEW {view} AS {body}").format(
-        view=sql.Identifier(view), body=wide_select(view, columns, provenance)
+        view=sql.Identifier(view), body=wide_select(view, columns, revision)
     )
 
 
-def function_definition(raw: Any, view: str, columns: dict[str, str]) -> sql.Composed:
-    """``CREATE FUNCTION <view>_for(configs text[]) RETURNS SETOF <view>``."""
-    body = wide_select(view, columns, provenance=True, selected=True).as_string(raw)
+def function_definition(raw: Any, view: str, columns: dict[str, str], revision: Optional[str] = None) -> sql.Composed:
+    """``CREATE FUNCTION <view>_for(configs text[]) RETURNS SETOF <view>`` (as of ``revision``)."""
+    body = wide_select(view, columns, revision, selected=True).as_string(raw)
     return sql.SQL(
         "CREATE FUNCTION {fn}(configs text[]) RETURNS SETOF {view} LANGUAGE sql STABLE AS {body}"
     ).format(fn=sql.Identifier(FUNCTIONS[view]), view=sql.Identifier(view), body=sql.Literal(body))
@@ -389,13 +412,15 @@ def _comment(raw: Any, what: str, name: sql.Composable, text: str) -> None:
     raw.execute(sql.SQL("COMMENT ON {} {} IS {}").format(sql.SQL(what), name, sql.Literal(text)))
 
 
-def refresh_wide_views(conn: Any, *, provenance: bool = True,
+def refresh_wide_views(conn: Any, *, revision: Optional[str] = None,
                        metric_docs: Optional[Mapping[str, str]] = None) -> list[str]:
-    """(Re)create both views (and, with ``provenance``, the ``_for`` functions) with a column
-    per metric now in ``scores``, inside the caller's transaction; returns the metric columns
-    in order. ``provenance=False`` makes the views of revisions 0004-0007 (no ``configs``,
-    no ``mixed_configs``, no ``_for`` functions); ``metric_docs`` (default: the registered
-    scorers' declarations) gives the metric columns' comments their units and ranges."""
+    """(Re)create both views (and, from 0008 on, the ``_for`` functions) with a column per
+    metric now in ``scores``, inside the caller's transaction; returns the metric columns in
+    order. ``revision`` makes the views as that migration left them (a migration passes its
+    own revision, so upgrading through it never reads a table a later one creates);
+    ``None`` makes the newest. ``metric_docs`` (default: the registered scorers'
+    declarations) gives the metric columns' comments their units and ranges."""
+    provenance = at_revision(revision, CONFIGS_COLUMN)
     raw = _raw(conn)
     raw.execute("SELECT pg_advisory_xact_lock(%s)", [REFRESH_LOCK_KEY])
     docs = default_metric_docs() if metric_docs is None else metric_docs
@@ -407,16 +432,16 @@ def refresh_wide_views(conn: Any, *, provenance: bool = True,
                  f"The config_hash of each selector (a config_hash, or a prefix of at least {MIN_PREFIX} characters "
                  "naming exactly one); fails on an unknown, ambiguous or empty selection.")
     for view in VIEWS:
-        raw.execute(view_definition(view, columns, provenance))
+        raw.execute(view_definition(view, columns, revision))
         _comment(raw, "VIEW", sql.Identifier(view), _VIEW_COMMENTS[view])
-        comments = {name: text for name, _, text in _FIXED[view]}
+        comments = {name: text for name, _, text in _FIXED[view] if at_revision(revision, name)}
         comments.update({column: metric_comment(metric, docs) for metric, column in columns.items()})
         if provenance:
             comments.update(_PROVENANCE_COMMENTS)
         for column, text in comments.items():
             _comment(raw, "COLUMN", sql.SQL("{}.{}").format(sql.Identifier(view), sql.Identifier(column)), text)
         if provenance:
-            raw.execute(function_definition(raw, view, columns))
+            raw.execute(function_definition(raw, view, columns, revision))
             _comment(raw, "FUNCTION", sql.SQL("{}(text[])").format(sql.Identifier(FUNCTIONS[view])),
                      _FUNCTION_COMMENTS[view])
     return list(columns.values())
