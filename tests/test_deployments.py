@@ -191,7 +191,7 @@ def test_custom_run_executed_by_a_process_worker(prefect_server, deployed, migra
     assert set(videos) == {*good, "bad.mp4"}
     for name in good:
         assert videos[name].status == "ok", videos[name]
-        assert sharpness.get(str(source / name)) == 1, sharpness
+        assert sharpness.get(str(VIDEOS / name)) == 1, sharpness  # a link is stored as its target
     assert videos["bad.mp4"].status == "failed"
     assert videos["bad.mp4"].failure_reason == "empty file (0 bytes)"
     assert metrics == TECHNICAL_METRICS

@@ -64,7 +64,7 @@ def test_every_spelling_of_a_folder_gives_one_row_per_file(tmp_path, migrated_db
     engine = get_engine(migrated_db)
     want = sorted(os.path.realpath(p) for p in files)
 
-    calls = []
+    calls = [SCORER_CALLS["technical"]]
     for cwd, spelling in [(data / "work", "../x"), (data, "./x/"), (data, str(x)), (data, str(tmp_path / "link")),
                           (data, f"{data}/work/../x")]:
         monkeypatch.chdir(cwd)
@@ -72,7 +72,7 @@ def test_every_spelling_of_a_folder_gives_one_row_per_file(tmp_path, migrated_db
         assert [r.uri for r in refs] == want, spelling
         run_shard(engine, refs, TECHNICAL)
         calls.append(SCORER_CALLS["technical"])
-    assert calls[1:] == [calls[0]] * 4  # scored by the first spelling only
+    assert calls[1] == calls[0] + 2 and calls[2:] == [calls[1]] * 4  # scored by the first spelling only
     assert query(migrated_db, "SELECT uri FROM videos ORDER BY uri") == [(u,) for u in want]
     assert query(migrated_db, "SELECT uri FROM video_locations ORDER BY uri") == [(u,) for u in want]
     assert query(migrated_db, "SELECT count(*) FROM video_scores_wide") == [(2,)]
@@ -256,3 +256,70 @@ def test_the_migration_merges_spellings_stored_by_the_previous_code_and_loses_no
                   clip_spec=ClipSpec.model_validate(clips))
     assert SCORER_CALLS == before
     assert len(query(database_url, SCORES_BY_CONTENT)) == len(by_identity)
+
+
+def test_the_merge_keeps_the_newer_value_and_drops_only_failures_of_scored_work(tmp_path, database_url):
+    """Rows of one content as older code could leave them (SQL as of 0008): the same clip
+    span on both, one identity scored on both with different values (the newer run wins), a
+    failure on the kept row of work the other row scored, a failure and a score that meet
+    nothing, and two placeholders of one unreadable file."""
+    from vidqa.db import upgrade
+
+    upgrade("0008", database_url)
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (tmp_path / "alias").symlink_to(folder)
+    real = os.path.realpath(folder / "a.mp4")
+    engine = get_engine(database_url)
+    with engine.begin() as conn:
+        def one(sql, **p):
+            return conn.execute(sa.text(sql), p).scalar()
+
+        old_run = one("INSERT INTO runs (id, source, parameters, vidqa_version, status, started_at) "
+                      "VALUES (gen_random_uuid(), 'x', '{}', '0', 'completed', now() - interval '2 days') RETURNING id")
+        new_run = one("INSERT INTO runs (id, source, parameters, vidqa_version, status, started_at) "
+                      "VALUES (gen_random_uuid(), 'x', '{}', '0', 'completed', now() - interval '1 day') RETURNING id")
+        keep = one("INSERT INTO videos (uri, content_id, status) VALUES (:u, 'sha256:a', 'ok') RETURNING id",
+                   u=f"{tmp_path}/x/../x/a.mp4")
+        dup = one("INSERT INTO videos (uri, content_id, status) VALUES (:u, 'sha256:a', 'ok') RETURNING id",
+                  u=f"{tmp_path}/alias/a.mp4")
+        for uri in (f"{tmp_path}/x/gone.mp4", f"{tmp_path}/alias/gone.mp4"):
+            one("INSERT INTO videos (uri, content_id, status, failure_reason) VALUES (:u, '', 'failed', 'file not found') "
+                "RETURNING id", u=uri)
+        clips = {}
+        for vid in (keep, dup):
+            clips[vid] = one("INSERT INTO clips (video_id, kind, start_frame, end_frame, start_time_s, end_time_s) "
+                             "VALUES (:v, 'video', 0, 75, 0, 3) RETURNING id", v=vid)
+        for h in ("h1", "h2", "h3"):
+            conn.execute(sa.text("INSERT INTO scorer_configs (config_hash, scorer, config) VALUES (:h, 't', '{}')"),
+                         {"h": h})
+
+        def score(vid, h, metric, value, run):
+            conn.execute(sa.text("INSERT INTO scores (clip_id, scorer, config_hash, metric, value, run_id) "
+                                 "VALUES (:c, 't', :h, :m, :v, :r)"),
+                         {"c": clips[vid], "h": h, "m": metric, "v": value, "r": run})
+
+        def failure(vid, h, reason):
+            conn.execute(sa.text("INSERT INTO scorer_failures (clip_id, scorer, config_hash, reason) "
+                                 "VALUES (:c, 't', :h, :r)"), {"c": clips[vid], "h": h, "r": reason})
+
+        score(dup, "h1", "m", 2.0, new_run)   # written first, by the newer run
+        score(keep, "h1", "m", 1.0, old_run)  # written later (created_at), by the older run
+        score(dup, "h2", "m", 5.0, new_run)
+        failure(keep, "h2", "boom")  # moot: the other spelling scored h2
+        failure(dup, "h3", "no caption")
+        score(keep, "h1", "other", 7.0, old_run)
+
+    upgrade("head", database_url)
+    assert query(database_url, "SELECT id, uri FROM videos WHERE content_id <> '' ORDER BY id") == [(keep, real)]
+    got = query(database_url, "SELECT c.video_id, s.config_hash, s.metric, s.value, s.run_id FROM scores s "
+                              "JOIN clips c ON c.id = s.clip_id ORDER BY s.config_hash, s.metric")
+    assert got == [(keep, "h1", "m", 2.0, new_run), (keep, "h1", "other", 7.0, old_run),
+                   (keep, "h2", "m", 5.0, new_run)]
+    assert query(database_url, "SELECT c.video_id, f.config_hash, f.reason FROM scorer_failures f "
+                               "JOIN clips c ON c.id = f.clip_id") == [(keep, "h3", "no caption")]
+    assert query(database_url, "SELECT count(*) FROM clips") == [(1,)]
+    assert query(database_url, "SELECT uri, content_id FROM videos WHERE content_id = ''") == [
+        (os.path.realpath(tmp_path / "x") + "/gone.mp4", "")]
+    assert sorted(query(database_url, "SELECT video_id, uri FROM video_locations WHERE video_id = :v", v=keep)) == [
+        (keep, real)]

@@ -7,8 +7,9 @@ locations of one video.
 * Rows that then name the same content (or, for a placeholder of an unreadable file, the
   same URI) are merged into the oldest row (lowest id). Its clips, splits, scores and
   scorer failures gain those of the others; where both hold a value of the very same
-  identity (clip span, scorer, configuration, input, metric) the newer value is kept, as
-  a rerun's upsert would. Nothing else is dropped.
+  identity (clip span, scorer, configuration, input, metric) the newer value (by its run's
+  start) is kept, as a rerun's upsert would, and a failure is dropped where the same work
+  was scored under another spelling (as ``write_scores`` does). Nothing else is dropped.
 * ``video_locations`` lists every URI a video's bytes were seen at (each merged row's URI
   among them), and ``uq_videos_content`` makes the content the video's identity.
 
@@ -75,31 +76,46 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# When a score was last written: its run's start (an upsert by a rerun keeps created_at).
+_WRITTEN = "(coalesce((SELECT r.started_at FROM runs r WHERE r.id = {t}.run_id), {t}.created_at), {t}.id)"
+
+
 def _merge_clip(conn, keep_clip: int, dup_clip: int) -> None:
     """Move a duplicate clip's scores and failures onto the kept clip of the same span."""
+    ids = {"keep": keep_clip, "dup": dup_clip}
     # Same identity on both: the newer value wins, as an upsert by a rerun would.
-    conn.execute(sa.text("""
-        UPDATE scores k SET value = d.value, details = d.details, run_id = d.run_id
+    conn.execute(sa.text(f"""
+        UPDATE scores k SET value = d.value, details = d.details, run_id = d.run_id, created_at = d.created_at
         FROM scores d
         WHERE k.clip_id = :keep AND d.clip_id = :dup AND (k.scorer, k.config_hash, k.input_hash, k.metric)
-              = (d.scorer, d.config_hash, d.input_hash, d.metric) AND (d.created_at, d.id) > (k.created_at, k.id)
-    """), {"keep": keep_clip, "dup": dup_clip})
+              = (d.scorer, d.config_hash, d.input_hash, d.metric) AND {_WRITTEN.format(t="d")} > {_WRITTEN.format(t="k")}
+    """), ids)
     conn.execute(sa.text("""
         UPDATE scores d SET clip_id = :keep
         WHERE d.clip_id = :dup AND NOT EXISTS (
             SELECT 1 FROM scores k WHERE k.clip_id = :keep AND (k.scorer, k.config_hash, k.input_hash, k.metric)
                   = (d.scorer, d.config_hash, d.input_hash, d.metric))
-    """), {"keep": keep_clip, "dup": dup_clip})
-    # A failure is moot where the kept clip holds a score (or a failure) of that identity.
+    """), ids)
+    conn.execute(sa.text(f"""
+        UPDATE scorer_failures k SET reason = d.reason, run_id = d.run_id, created_at = d.created_at
+        FROM scorer_failures d
+        WHERE k.clip_id = :keep AND d.clip_id = :dup
+          AND (k.scorer, k.config_hash, k.input_hash) = (d.scorer, d.config_hash, d.input_hash)
+          AND {_WRITTEN.format(t="d")} > {_WRITTEN.format(t="k")}
+    """), ids)
     conn.execute(sa.text("""
         UPDATE scorer_failures d SET clip_id = :keep
-        WHERE d.clip_id = :dup
-          AND NOT EXISTS (SELECT 1 FROM scorer_failures k WHERE k.clip_id = :keep
+        WHERE d.clip_id = :dup AND NOT EXISTS (SELECT 1 FROM scorer_failures k WHERE k.clip_id = :keep
                           AND (k.scorer, k.config_hash, k.input_hash) = (d.scorer, d.config_hash, d.input_hash))
-          AND NOT EXISTS (SELECT 1 FROM scores k WHERE k.clip_id = :keep
-                          AND (k.scorer, k.config_hash, k.input_hash) = (d.scorer, d.config_hash, d.input_hash))
-    """), {"keep": keep_clip, "dup": dup_clip})
-    conn.execute(sa.text("DELETE FROM clips WHERE id = :dup"), {"dup": dup_clip})
+    """), ids)
+    # A scored identity has no failure (write_scores deletes it): one spelling's failure is
+    # moot where another spelling scored the same work.
+    conn.execute(sa.text("""
+        DELETE FROM scorer_failures f WHERE f.clip_id = :keep AND EXISTS (
+            SELECT 1 FROM scores s WHERE s.clip_id = :keep
+              AND (s.scorer, s.config_hash, s.input_hash) = (f.scorer, f.config_hash, f.input_hash))
+    """), ids)
+    conn.execute(sa.text("DELETE FROM clips WHERE id = :dup"), ids)
 
 
 def _merge_video(conn, keep: int, dup: int) -> None:
@@ -153,14 +169,16 @@ def upgrade() -> None:
     op.create_index("ix_video_locations_uri", "video_locations", ["uri"])
 
     conn = op.get_bind()
-    rows = conn.execute(sa.text("SELECT * FROM videos ORDER BY id")).all()
+    rows = conn.execute(sa.text(
+        "SELECT id, uri, content_id, status, size_bytes, source_mtime, first_run_id, last_run_id, created_at, "
+        "updated_at FROM videos ORDER BY id")).all()
     groups: dict[tuple[str, str], list] = {}
     for row in rows:
         spelled = _spelling(row.uri)
         key = (row.content_id, "") if row.content_id != "" else ("", spelled)
         groups.setdefault(key, []).append((row, spelled))
 
-    columns = [c for c in rows[0]._fields if c not in _VIDEO_COLUMNS_KEPT] if rows else []
+    columns = [c["name"] for c in sa.inspect(conn).get_columns("videos") if c["name"] not in _VIDEO_COLUMNS_KEPT]
     for members in groups.values():
         keeper, keeper_uri = members[0]  # the oldest row: lowest id
         for row, spelled in members:

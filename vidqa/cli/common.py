@@ -29,6 +29,9 @@ def quiet_prefect(verbose: bool) -> None:
     # Must happen before prefect is imported: its settings are read at import.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The first run on a fresh PREFECT_HOME starts Prefect's ephemeral server, which first
+    # migrates its SQLite database: over Prefect's 20 s default on two slow cores.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def connect() -> str:

@@ -18,7 +18,8 @@ _CURRENT_VIDEOS = """
     SELECT DISTINCT ON (cur.id) cur.id, cur.uri FROM (
         SELECT DISTINCT ON (l.uri) v.id, l.uri FROM video_locations l JOIN videos v ON v.id = l.video_id
         WHERE l.uri = ANY(:uris) AND v.status = 'ok' ORDER BY l.uri, l.last_seen_at DESC, v.id DESC
-    ) cur ORDER BY cur.id, cur.uri
+    ) cur JOIN video_locations f ON f.video_id = cur.id AND f.uri = cur.uri
+    ORDER BY cur.id, f.first_seen_at, cur.uri
 """
 
 

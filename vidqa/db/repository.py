@@ -243,7 +243,7 @@ def whole_video_clip_id(conn: Connection, video_id: int) -> Optional[int]:
     return conn.execute(
         sa.select(clips.c.id).where(
             clips.c.video_id == video_id, clips.c.kind == WHOLE_VIDEO, clips.c.split_hash == ""
-        )
+        ).order_by(clips.c.id.desc()).limit(1)
     ).scalar()
 
 
@@ -262,9 +262,10 @@ def record_split(
 def split_clips(conn: Connection, video_id: int, split_hash: str) -> Optional[list[sa.Row]]:
     """The clips a split made, in time order; ``None`` when the video was never split so."""
     if split_hash == "":
+        # The newest whole-video clip, as video_scores_wide shows (a merge may leave two).
         clip = conn.execute(
             sa.select(clips).where(clips.c.video_id == video_id, clips.c.split_hash == "",
-                                   clips.c.kind == WHOLE_VIDEO)
+                                   clips.c.kind == WHOLE_VIDEO).order_by(clips.c.id.desc())
         ).first()
         return None if clip is None else [clip]
     done = conn.execute(

@@ -278,11 +278,31 @@ def _fixed(view: str, revision: Optional[str]) -> sql.Composable:
     )
 
 
-def _metric_select(columns: dict[str, str], provenance: bool) -> sql.Composable:
+def _mixed(view: str, columns: dict[str, str], selected: bool) -> sql.Composable:
+    """The metrics whose latest scores over the view's rows (clips of ok videos; for the video
+    view, each ok video's newest whole-video clip) come from more than one configuration.
+    Uncorrelated, so Postgres evaluates it once per query (and not at all when the column is
+    not selected)."""
+    if not columns:
+        return sql.SQL("'{}'::text[]")
+    newest_whole = sql.SQL(
+        " AND mc.id = (SELECT max(c3.id) FROM clips c3 WHERE c3.video_id = mc.video_id "
+        "AND c3.kind = 'video' AND c3.split_hash = '')" if view == VIDEO_VIEW else ""
+    )
+    return sql.SQL(
+        "(SELECT COALESCE(array_agg(x.metric ORDER BY x.metric), '{{}}'::text[]) FROM ("
+        "SELECT l.metric FROM ({latest}) l JOIN clips mc ON mc.id = l.clip_id{newest_whole} "
+        "JOIN videos mv ON mv.id = mc.video_id AND mv.status = 'ok' "
+        "GROUP BY l.metric HAVING count(DISTINCT l.config_hash) > 1) x)"
+    ).format(latest=_latest_scores(view == VIDEO_VIEW, selected), newest_whole=newest_whole)
+
+
+def _metric_select(view: str, columns: dict[str, str], provenance: bool, selected: bool) -> sql.Composable:
     out = [sql.SQL(", w.{}").format(sql.Identifier(c)) for c in columns.values()]
     if provenance:
         configs = sql.SQL("w.{}").format(sql.Identifier(CONFIGS_COLUMN)) if columns else sql.SQL("NULL::jsonb")
         out.append(sql.SQL(", COALESCE({}, '{{}}'::jsonb) AS {}").format(configs, sql.Identifier(CONFIGS_COLUMN)))
+        out.append(sql.SQL(", {} AS {}").format(_mixed(view, columns, selected), sql.Identifier(MIXED_COLUMN)))
     return sql.SQL("").join(out)
 
 
@@ -304,21 +324,12 @@ def wide_select(view: str, columns: dict[str, str], revision: Optional[str] = No
         on = sql.SQL("wc.id")
     else:
         raise ValueError(f"unknown view {view!r}")
-    body = body.format(fixed=_fixed(view, revision), metrics=_metric_select(columns, provenance))
+    body = body.format(fixed=_fixed(view, revision), metrics=_metric_select(view, columns, provenance, selected))
     if columns:
         body = sql.SQL("{body} LEFT JOIN ({pivot}) w ON w.clip_id = {on}").format(
             body=body, pivot=_pivot(columns, view == VIDEO_VIEW, provenance, selected), on=on
         )
-    body = sql.SQL("{} WHERE v.status = 'ok'").format(body)
-    if not provenance:
-        return body
-    # mixed_configs: over the rows just built, the metrics shown from more than one configuration.
-    return sql.SQL(
-        "WITH r AS ({body}) SELECT r.*, m.mixed AS {mixed} FROM r CROSS JOIN ("
-        "SELECT COALESCE(array_agg(x.metric ORDER BY x.metric), '{{}}'::text[]) AS mixed FROM ("
-        "SELECT e.key AS metric FROM r, jsonb_each(r.{configs}) e GROUP BY e.key "
-        "HAVING count(DISTINCT e.value ->> 'config_hash') > 1) x) m"
-    ).format(body=body, mixed=sql.Identifier(MIXED_COLUMN), configs=sql.Identifier(CONFIGS_COLUMN))
+    return sql.SQL("{} WHERE v.status = 'ok'").format(body)
 
 
 def view_definition(view: str, columns: dict[str, str], revision: Optional[str] = None) -> sql.Composed:

@@ -123,11 +123,12 @@ def identify(engine: Engine, storage: Storage, ref: VideoRef) -> tuple[VideoRef,
 
 
 def record_failure(engine: Engine, ref: VideoRef, cid: str, exc: VideoError, run_id: Optional[uuid.UUID]) -> None:
-    """Record why a video could not be scored. A transient failure at one location (a
-    fetch that timed out) leaves bytes read well before, and their scores, as they were."""
+    """Record why a video could not be scored. Bytes that were read well before stay so
+    (the failure was this run's or this location's: a fetch that timed out, a decode past
+    its time limit): their scores stay in the views, and the next run tries again."""
     with engine.begin() as conn:
         known = repo.find_video(conn, ref.uri, cid) if cid != repo.UNREADABLE else None
-        if known is not None and known.status == "ok" and exc.transient:
+        if known is not None and known.status == "ok":
             repo.add_location(conn, known.id, ref.uri, run_id, ref.size, ref.mtime)
             return
         repo.upsert_video(

@@ -3,6 +3,7 @@ each member named by the content id of its bytes and its frame span."""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
@@ -69,6 +70,16 @@ class ResolvedSet:
         return content_digest(self.members)
 
 
+def _reachable_location(row: dict) -> str:
+    """Where to read a scored video: its first URI, else the first of its other locations
+    still on disk (a file renamed after it was scored); objects are read where first seen."""
+    uris = [row["uri"], *(row.get("locations") or [])]
+    for uri in uris:
+        if "://" in uri or os.path.exists(uri):
+            return uri
+    return row["uri"]
+
+
 def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int = 4) -> ResolvedSet:
     """The members of a video set, each with the content id of its bytes now."""
     from vidqa.scoring.ledger import identify
@@ -83,7 +94,8 @@ def resolve_set(engine: Engine, storage: Storage, src: SetSource, workers: int =
         rows = select_rows(engine, src.where, src.level)
         items = []
         for row in rows:
-            ref = VideoRef(uri=row["uri"]) if "://" in row["uri"] else local_ref(row["uri"])
+            uri = _reachable_location(row)
+            ref = VideoRef(uri=uri) if "://" in uri else local_ref(uri)
             if src.level == "clip":
                 items.append((ref, int(row["start_frame"]), int(row["end_frame"]), row["content_id"]))
             else:

@@ -66,8 +66,8 @@ class Storage:
             base = str(path.absolute().parent)
         entries = manifest_entries(parse_manifest(text, source), base, source, video_key)
         return [
-            VideoRef(uri=normalise_uri(location), fields=fields) if "://" in location
-            else local_ref(location, **fields)
+            local_ref(location.removeprefix("file://"), **fields) if "://" not in location.removeprefix("file://")
+            else VideoRef(uri=normalise_uri(location), fields=fields)
             for location, fields in entries
         ]
 

@@ -2,8 +2,10 @@
 
 A local file's URI is its real path: absolute, symlinks resolved, ``.`` and ``..`` gone,
 so ``../x/a.mp4``, ``./x//a.mp4``, ``/abs/x/a.mp4`` and a link to the folder all name one
-video. An ``s3://`` URI keeps its bucket and key exactly, less the spelling noise that
-cannot be part of an object's name: blanks around it, the scheme's case, a trailing ``/``.
+video. An ``s3://`` URI keeps its bucket and key exactly, less the spelling noise of a
+hand-written URI: blanks around it, the scheme's case, a trailing ``/`` (S3 allows them in
+keys, but a key ending in ``/`` is a folder marker, not a video, and no listing yields
+blanks around a URI).
 Empty and ``.`` segments are kept: S3 keys are plain strings, so ``s3://b/p//a.mp4`` and
 ``s3://b/p/a.mp4`` are two objects (s3fs reads them as such). Two spellings of the same
 bytes meet anyway, through their content id (see ``docs/identity.md``).
