@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.runners import gpu_request, task_runner
-from tasks.scoring import GPU_TAG, result_storage, score_shard_videos
+from tasks.scoring import GPU_TAG, find_unfinished, result_storage, score_shard_videos
 from tasks.shards import record_completed
 from vidqa.scorers import SCORERS
 from vidqa.scoring.job import ScorerSpec, ShardJob
@@ -43,9 +43,11 @@ def shard_outcomes(future, shard_task, job: ShardJob) -> list[VideoOutcome]:
     outcomes = ShardResult.model_validate(future.result()).outcomes
     if state.name != "Cached":
         return outcomes
-    if any(o.transient for o in outcomes):
-        # An identical shard ran before but could not reach some videos: run it again (the
-        # ledger skips what it finished) and replace the cache entry.
+    if find_unfinished(job.refs, job.scorers, job.clips, job.aws_credentials_block):
+        # The ledger, not the cache, is the truth: an identical shard ran before, but the
+        # database lacks some of its work now (rows deleted, another database, a video it
+        # could not reach then). Run it again (the ledger skips what is there) and replace
+        # the cache entry.
         return ShardResult.model_validate(shard_task.with_options(refresh_cache=True)(job)).outcomes
     # Nothing was done now: what scored then is skipped now; a final failure stays failed.
     cached = {"status": "skipped", "reason": "cached: an identical shard already ran"}

@@ -8,4 +8,7 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q ffmpeg
 fi
+# An old pip (a new venv's bundled 23.x) can resolve this dependency set for an hour without
+# installing anything; a current one takes minutes.
+python3 -m pip install -q --upgrade pip setuptools wheel
 python3 -m pip install -q -e ".[test]"

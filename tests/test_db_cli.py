@@ -30,8 +30,8 @@ def free_port() -> int:
 @pytest.fixture
 def embedded_home(tmp_path):
     """A fresh VIDQA_HOME on the embedded server, with one scored video; env for the CLI. Its
-    own Prefect home too: two fresh embedded databases look alike to the shard cache (same
-    oids), so a shared result cache would answer for the second one (see issue 18)."""
+    own Prefect home too, as on a fresh machine (the first command starts Prefect's
+    ephemeral server on it)."""
     env = {"VIDQA_HOME": str(tmp_path / "home"), "VIDQA_DATABASE_URL": "", "PREFECT_HOME": str(tmp_path / "prefect")}
     vidqa_cli("run", str(VIDEOS / "video_90.mov"), "--frames", "2", env=env)
     return env

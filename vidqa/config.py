@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 24 * 3600.0
     decode_timeout_s: float = 600.0
+    # ffprobe reads headers and packets only: minutes mean a file that never ends (a FIFO,
+    # a device, a stalled network mount).
+    probe_timeout_s: float = 120.0
 
     @property
     def pgdata(self) -> Path:

@@ -27,7 +27,8 @@ class Format(str, Enum):
 
 def quiet_prefect(verbose: bool) -> None:
     # Must happen before prefect is imported: its settings are read at import.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    # Quiet, a failure is the one line `fail` prints; Prefect's tracebacks only with -v.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The first run on a fresh PREFECT_HOME starts Prefect's ephemeral server, which first
     # migrates its SQLite database: over Prefect's 20 s default on two slow cores.

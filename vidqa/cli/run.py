@@ -68,8 +68,13 @@ def run(
 
     try:
         summary = score_videos(params)
-    except (FileNotFoundError, PermissionError, ManifestError, ScorerError) as exc:
+    except (FileNotFoundError, PermissionError, ValueError, ManifestError, ScorerError) as exc:
         fail(exc)
+    except Exception as exc:
+        if verbose:
+            raise
+        fail(f"the run stopped: {type(exc).__name__}: {exc}. Stored scores are kept; rerunning finishes the rest "
+             "(add -v for the traceback)")
     _print_summary(summary)
     if summary.n_videos == 0:
         err_console.print("[red]no videos found[/red]")

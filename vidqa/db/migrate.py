@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from alembic import command
 from alembic.config import Config
@@ -26,12 +29,32 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+# pg_advisory_lock key for schema changes: b"vidqamig" read as an integer.
+MIGRATION_LOCK_KEY = int.from_bytes(b"vidqamig", "big")
+
+
+@contextmanager
+def _migration_lock(url: str | None):
+    """Hold a session-level advisory lock while the schema changes, so two processes on a
+    fresh database queue instead of both creating ``alembic_version``."""
+    with get_engine(url).connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+
+
 def upgrade(revision: str = "head", url: str | None = None) -> None:
-    command.upgrade(alembic_config(url), revision)
+    with _migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(revision: str, url: str | None = None) -> None:
-    command.downgrade(alembic_config(url), revision)
+    with _migration_lock(url):
+        command.downgrade(alembic_config(url), revision)
 
 
 def current_revision(url: str | None = None) -> str | None:
@@ -52,4 +75,4 @@ def _plain_config() -> Config:
 def ensure_schema(url: str | None = None) -> None:
     """Bring the database to the newest schema (idempotent; used by ``vidqa run``)."""
     if current_revision(url) != head_revision():
-        upgrade("head", url)
+        upgrade("head", url)  # a no-op when another process upgraded while this one waited

@@ -17,6 +17,7 @@ from vidqa.db.tables import (
 )
 
 UNREADABLE = ""  # content_id of a video whose bytes could not be read
+SCORING = "scoring"  # a video probed and being scored: 'ok' once its shard has written its scores
 
 
 def now() -> datetime:
@@ -175,6 +176,9 @@ def upsert_video(
     values = {"uri": uri, "content_id": content_id, "first_run_id": run_id, "last_run_id": run_id, **columns}
     update = {k: v for k, v in values.items() if k not in ("uri", "content_id", "first_run_id")}
     update["updated_at"] = now()
+    if update.get("status") == SCORING:
+        # Bytes already in the views stay there while a new scorer runs on them.
+        update["status"] = sa.case((videos.c.status == "ok", "ok"), else_=SCORING)
     stmt = insert(videos).values(**values)
     if content_id == UNREADABLE:
         stmt = stmt.on_conflict_do_update(constraint="uq_videos_uri_content", set_=update)
@@ -187,6 +191,14 @@ def upsert_video(
         # The bytes are readable now: forget the placeholder of an earlier read failure.
         conn.execute(videos.delete().where(videos.c.uri == uri, videos.c.content_id == UNREADABLE))
     return video_id
+
+
+def mark_scored(conn: Connection, video_ids: Iterable[int]) -> None:
+    """The videos whose scores are written now are ``ok`` (and in the wide views)."""
+    ids = list(video_ids)
+    if ids:
+        conn.execute(videos.update().where(videos.c.id.in_(ids), videos.c.status == SCORING)
+                     .values(status="ok", updated_at=now()))
 
 
 def add_location(conn: Connection, video_id: int, uri: str, run_id: Optional[uuid.UUID],

@@ -62,6 +62,7 @@ class LedgerState:
     clips: Optional[list[KnownClip]] = None  # None: never split so (or never read)
     first_uri: Optional[str] = None  # where these bytes were first seen
     located: bool = True  # whether the URI asked about is a known location of the bytes
+    scoring: bool = False  # probed and scored, but its shard stopped before marking it ok
 
     def outcome(self, uri: str, pending: list[Pending]) -> Optional[VideoOutcome]:
         """Failed for good, or every clip finished by every scorer; None when work is left."""
@@ -78,7 +79,8 @@ def read_ledger(engine: Engine, uri: str, content_id: str, clip_spec: ClipSpec) 
         row = repo.find_video(conn, uri, content_id)
         if row is None:
             return LedgerState(located=False)
-        known = {"video_id": row.id, "first_uri": row.uri, "located": row.located}
+        known = {"video_id": row.id, "first_uri": row.uri, "located": row.located,
+                 "scoring": row.status == repo.SCORING}
         if row.status == "failed":
             return LedgerState(**known, failed_for_good=None if row.failure_transient else (row.failure_reason or "failed"))
         rows = repo.split_clips(conn, row.id, clip_spec.split_hash)
@@ -152,7 +154,9 @@ def unfinished_videos(
             todo.append(ref)  # unreachable: the scoring run records why (or retries)
             continue
         state = read_ledger(engine, resolved.uri, cid, clip_spec)
-        # A new location of finished bytes is left to the shard, which records it (no decode).
-        if not state.located or state.outcome(resolved.uri, pending_for(scorers, resolved.fields)) is None:
+        # A new location of finished bytes, or finished bytes not marked ok yet, is left to
+        # the shard, which records it (no decode).
+        if not state.located or state.scoring or \
+                state.outcome(resolved.uri, pending_for(scorers, resolved.fields)) is None:
             todo.append(resolved)
     return todo

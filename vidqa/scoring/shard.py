@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from sqlalchemy.engine import Engine
@@ -61,6 +61,7 @@ class _Shard:
     scorers: list[Scorer]
     clip_spec: ClipSpec
     run_id: Optional[uuid.UUID]
+    prepared: list[int] = field(default_factory=list)  # videos probed and queued for scoring
 
 
 def score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage] = None) -> ShardResult:
@@ -70,6 +71,8 @@ def score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage] = None
                    run_id)
     outcomes = [prepare_video(shard, ref) for ref in job.refs]
     shard.queue.flush()
+    with shard.engine.begin() as conn:  # every score of the shard is written: its videos are ok
+        repo.mark_scored(conn, shard.prepared)
     for outcome in outcomes:
         outcome.scorers_run = sorted(set(outcome.scorers_run))
     return ShardResult(outcomes=outcomes)
@@ -96,6 +99,8 @@ def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome:
     known = state.outcome(ref.uri, pending)
     if known is not None:
         record_location(shard.engine, ref, state, shard.run_id)
+        if state.scoring and known.status == "skipped":
+            shard.prepared.append(state.video_id)  # scored by a shard that died before marking it
         return known
 
     # Only now are the bytes needed: fetch (remote), probe, split, decode.
@@ -147,11 +152,12 @@ def _prepare_local(
     whole = whole_video(probe)
     with shard.engine.begin() as conn:
         video_id = repo.upsert_video(
-            conn, ref.uri, cid, shard.run_id, status="ok", failure_stage=None, failure_reason=None,
+            conn, ref.uri, cid, shard.run_id, status=repo.SCORING, failure_stage=None, failure_reason=None,
             failure_transient=None, size_bytes=ref.size, source_mtime=ref.mtime, **probe.columns(),
         )
         # The whole video is always a clip: it carries whole-video scores and anchors splits.
         repo.ensure_clip(conn, video_id, whole.kind, whole.start_frame, whole.end_frame, whole.start_s, whole.end_s)
+    shard.prepared.append(video_id)
 
     clips = _clips_for(shard, video_id, path, probe, state)
     outcome = VideoOutcome(uri=ref.uri, status="scored", clips=len(clips))

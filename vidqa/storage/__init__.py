@@ -12,7 +12,7 @@ from vidqa.errors import VideoError
 from vidqa.retry import call_with_retries
 from vidqa.storage import s3
 from vidqa.storage.cache import CacheIntegrityError, ObjectCache
-from vidqa.storage.local import list_local, local_ref, local_content_id, read_error
+from vidqa.storage.local import UNLISTABLE, list_local, local_ref, local_content_id, read_error
 from vidqa.storage.manifest import ManifestError, is_manifest, manifest_entries, parse_manifest
 from vidqa.storage.refs import VideoRef
 from vidqa.storage.s3 import S3Options
@@ -89,6 +89,8 @@ class Storage:
         if ref.is_remote:
             ref = self.resolve(ref)
             return "etag:" + ref.etag.strip('"')
+        if ref.fields.get(UNLISTABLE):
+            raise VideoError(ref.fields[UNLISTABLE], stage="read", transient=True)
         try:
             return local_content_id(ref.uri)
         except OSError as exc:

@@ -1,15 +1,15 @@
-"""Probe a video with ffprobe (through ffmpeg-python) into what sampling and the database need."""
+"""Probe a video with ffprobe (a subprocess with a time limit) into what sampling and the database need."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional
 
-import ffmpeg
 import numpy as np
 
 from vidqa.config import get_settings
@@ -125,20 +125,28 @@ class VideoProbe:
 
 
 def _ffprobe(path: str, **kwargs: Any) -> dict:
+    """ffprobe's JSON about ``path`` (``kwargs`` as ``-key value`` options), killed after
+    ``probe_timeout_s``: a file that never ends to read must not hold the run."""
     settings = get_settings()
+    args = [settings.ffprobe_binary, "-show_format", "-show_streams", "-of", "json"]
+    for key, value in kwargs.items():
+        args += [f"-{key}"] if value is None else [f"-{key}", str(value)]
     try:
-        return ffmpeg.probe(path, cmd=settings.ffprobe_binary, **kwargs)
-    except ffmpeg.Error as exc:
-        message = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        detail = message[-1] if message else "ffprobe failed"
-        # ffprobe prefixes the path; keep only the diagnosis.
-        if detail.startswith(path):
-            detail = detail[len(path):].lstrip(": ")
-        raise VideoError(f"not a readable video: {detail}", stage="probe") from None
+        proc = subprocess.run([*args, path], capture_output=True, timeout=settings.probe_timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise VideoError(f"probing took longer than {settings.probe_timeout_s:g} s", stage="probe") from None
     except FileNotFoundError as exc:
         raise RuntimeError(
             f"ffprobe binary {settings.ffprobe_binary!r} not found; install ffmpeg"
         ) from exc
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = message[-1] if message else "ffprobe failed"
+        # ffprobe prefixes the path; keep only the diagnosis.
+        if detail.startswith(path):
+            detail = detail[len(path):].lstrip(": ")
+        raise VideoError(f"not a readable video: {detail}", stage="probe")
+    return json.loads(proc.stdout.decode("utf-8"))
 
 
 def _packet_pts(path: str) -> tuple[np.ndarray, np.ndarray, int]:

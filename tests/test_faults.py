@@ -1,0 +1,179 @@
+"""Faults that used to hang, loop or drown a run, each with real objects: a FIFO and a link to
+/dev/zero named like videos, folders that link to themselves, an unreadable folder; a probe
+that never ends; two processes migrating one fresh database at once; and sources the CLI
+must refuse in one line."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from conftest import REPO, run_shard, vidqa_cli
+from synthetic import distinct_video
+from vidqa.db import get_engine
+from vidqa.errors import VideoError
+from vidqa.scoring.job import ScorerSpec
+from vidqa.storage import Storage
+from vidqa.storage.local import list_local
+
+TECHNICAL = [ScorerSpec("technical", {"sampling": {"n": 2}})]
+
+
+def test_a_fifo_and_a_link_to_dev_zero_fail_with_a_reason_and_the_run_goes_on(tmp_path, migrated_db):
+    folder = tmp_path / "videos"
+    good = distinct_video(folder / "good.mp4", 3)
+    os.mkfifo(folder / "clip.mp4")
+    (folder / "zero.mp4").symlink_to("/dev/zero")
+    refs = Storage().list_videos(str(folder))
+    started = time.monotonic()
+    result = run_shard(get_engine(migrated_db), refs, TECHNICAL)
+    assert time.monotonic() - started < 60
+    outcomes = {o.uri: (o.status, o.reason) for o in result.outcomes}
+    assert outcomes == {
+        str(good): ("scored", None),
+        str(folder / "clip.mp4"): ("failed", "not a regular file: a FIFO (named pipe)"),
+        "/dev/zero": ("failed", "not a regular file: a character device"),
+    }
+
+
+def test_folders_that_link_to_themselves_are_walked_once(tmp_path):
+    folder = tmp_path / "videos"
+    files = [distinct_video(folder / "a.mp4", 1), distinct_video(folder / "sub" / "b.mp4", 2)]
+    (folder / "self").symlink_to(".")
+    (folder / "sub" / "up").symlink_to("..")
+    (folder / "sub" / "again").symlink_to(folder / "sub")
+    started = time.monotonic()
+    refs = list_local(str(folder))
+    assert time.monotonic() - started < 10
+    assert [r.uri for r in refs] == sorted(str(p) for p in files)
+
+
+LIST_AS_NOBODY = """
+import json, os, sys
+os.setgid(65534); os.setuid(65534)
+from vidqa.storage.local import list_local
+print(json.dumps([[r.uri, r.fields] for r in list_local(sys.argv[1])]))
+"""
+
+
+def test_an_unreadable_folder_is_a_failed_entry_not_a_silent_gap(migrated_db):
+    # Under /tmp with open modes, so an unprivileged user can walk what it may read.
+    root = Path(tempfile.mkdtemp(prefix="vidqa-unreadable-"))
+    try:
+        os.chmod(root, 0o755)
+        good = distinct_video(root / "good.mp4", 4)
+        closed = root / "closed"
+        distinct_video(closed / "hidden.mp4", 5)
+        for p in (good, root / "closed" / "hidden.mp4"):
+            os.chmod(p, 0o644)
+        os.chmod(closed, 0o000)
+        if os.geteuid() == 0:  # root reads every folder: list as nobody, as a user would
+            proc = subprocess.run([sys.executable, "-c", LIST_AS_NOBODY, str(root)], capture_output=True, text=True,
+                                  cwd="/", env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            listed = json.loads(proc.stdout)
+        else:
+            listed = [[r.uri, r.fields] for r in list_local(str(root))]
+        assert listed == [[str(closed), {"vidqa_unlistable": "cannot list folder: Permission denied"}],
+                          [str(good), {}]]
+        # The failed entry becomes a recorded failure (retried by the next run), the rest is scored.
+        from vidqa.storage.refs import VideoRef
+        from vidqa.storage.local import local_ref
+
+        refs = [VideoRef(uri=listed[0][0], fields=listed[0][1]), local_ref(str(good))]
+        outcomes = {o.uri: (o.status, o.reason, o.transient)
+                    for o in run_shard(get_engine(migrated_db), refs, TECHNICAL).outcomes}
+        assert outcomes == {str(closed): ("failed", "cannot list folder: Permission denied", True),
+                            str(good): ("scored", None, False)}
+    finally:
+        os.chmod(root / "closed", 0o755)
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+def test_a_probe_that_never_ends_is_killed_at_its_time_limit(tmp_path, monkeypatch):
+    """An ffprobe that never returns (a stalled network mount looks like this) stands in as a
+    real process through the ``ffprobe_binary`` setting."""
+    from vidqa.config import reload_settings
+    from vidqa.video.probe import probe_video
+
+    stalled = tmp_path / "ffprobe-stalled"
+    stalled.write_text("#!/bin/sh\nexec sleep 987\n")
+    stalled.chmod(0o755)
+    video = distinct_video(tmp_path / "v.mp4", 6)
+    monkeypatch.setenv("VIDQA_FFPROBE_BINARY", str(stalled))
+    monkeypatch.setenv("VIDQA_PROBE_TIMEOUT_S", "1.5")
+    reload_settings()
+    try:
+        started = time.monotonic()
+        try:
+            probe_video(str(video))
+            raise AssertionError("a stalled probe returned")
+        except VideoError as exc:
+            assert (exc.stage, exc.reason) == ("probe", "probing took longer than 1.5 s")
+        assert time.monotonic() - started < 10
+        left = subprocess.run(["pgrep", "-f", "sleep 987"], capture_output=True, text=True).stdout
+        assert left == ""  # killed, not left behind
+    finally:
+        monkeypatch.delenv("VIDQA_FFPROBE_BINARY")
+        monkeypatch.delenv("VIDQA_PROBE_TIMEOUT_S")
+        reload_settings()
+
+
+MIGRATE = """
+import sys
+from vidqa.db import upgrade
+upgrade("head", sys.argv[1])
+print("migrated")
+"""
+
+
+def test_two_processes_migrating_one_fresh_database_queue(database_url):
+    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE, database_url], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-3000:] for _, err in results]
+    assert [out.strip() for out, _ in results] == ["migrated", "migrated"]
+    from vidqa.db.migrate import head_revision
+
+    with get_engine(database_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+
+
+def test_a_bad_source_is_one_line_on_stderr_and_exit_2(tmp_path, migrated_db, prefect_api_url):
+    env = {"VIDQA_DATABASE_URL": migrated_db, "PREFECT_API_URL": prefect_api_url,
+           "PREFECT_LOGGING_LEVEL": ""}  # as a user runs it: vidqa's own quiet default
+    for source, says in [(str(tmp_path / "nope"), "source not found"),
+                         ("http://example.com/clip.mp4", "unsupported source 'http://example.com/clip.mp4'")]:
+        proc = vidqa_cli("run", source, env=env, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert says in proc.stderr and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_video_is_ok_only_once_its_scores_are_written(tmp_path, migrated_db):
+    """A shard killed between writing scores and marking its videos leaves them 'scoring':
+    out of the views, and made ok by the next run without scoring anything again."""
+    from vidqa.scoring.queue import SCORER_CALLS
+
+    good = distinct_video(tmp_path / "v.mp4", 8)
+    engine = get_engine(migrated_db)
+    run_shard(engine, Storage().list_videos(str(good)), TECHNICAL)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT status FROM videos")).scalar_one() == "ok"
+        conn.execute(sa.text("UPDATE videos SET status = 'scoring'"))  # what the killed shard left
+    from vidqa.db.views import refresh_if_stale
+
+    refresh_if_stale(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM video_scores_wide")).scalar_one() == 0
+    before = SCORER_CALLS.copy()
+    (outcome,) = run_shard(engine, Storage().list_videos(str(good)), TECHNICAL).outcomes
+    assert (outcome.status, SCORER_CALLS == before) == ("skipped", True)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM videos")).scalar_one() == "ok"
+        assert conn.execute(sa.text("SELECT count(*) FROM video_scores_wide")).scalar_one() == 1
