@@ -177,3 +177,37 @@ def test_a_video_is_ok_only_once_its_scores_are_written(tmp_path, migrated_db):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM videos")).scalar_one() == "ok"
         assert conn.execute(sa.text("SELECT count(*) FROM video_scores_wide")).scalar_one() == 1
+
+
+def test_the_pixel_limit_applies_to_the_displayed_size(tmp_path, monkeypatch):
+    """A 160x120 file with a 100:1 pixel aspect ratio is 16000x120 when decoded."""
+    from conftest import run_ffmpeg
+    from vidqa.config import reload_settings
+    from vidqa.video.probe import probe_video
+
+    wide = tmp_path / "wide.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1", "-vf", "setsar=100/1",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p", str(wide))
+    plain = distinct_video(tmp_path / "plain.mp4", 9, size="640x480", seconds=1.0)
+    monkeypatch.setenv("VIDQA_MAX_PIXELS", str(1_000_000))
+    reload_settings()
+    try:
+        assert probe_video(str(plain)).display_width == 640  # 307200 pixels: under the limit
+        try:
+            probe_video(str(wide))
+            raise AssertionError("a 16000x120 picture passed a 1e6-pixel limit")
+        except VideoError as exc:
+            assert exc.stage == "probe"
+            assert exc.reason == ("absurd displayed frame size 16000x120 (stored 160x120, sample aspect ratio "
+                                  "100:1; limit 1000000 pixels)")
+        monkeypatch.setenv("VIDQA_MAX_FRAMES", "5")
+        reload_settings()
+        try:
+            probe_video(str(plain))
+            raise AssertionError("25 frames passed a 5-frame limit")
+        except VideoError as exc:
+            assert exc.reason.startswith("absurd length: 25 frames over")
+    finally:
+        monkeypatch.delenv("VIDQA_MAX_PIXELS")
+        monkeypatch.delenv("VIDQA_MAX_FRAMES", raising=False)
+        reload_settings()

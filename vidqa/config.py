@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 24 * 3600.0
+    max_frames: int = 24 * 3600 * 60  # a day at 60 fps
     decode_timeout_s: float = 600.0
     # ffprobe reads headers and packets only: minutes mean a file that never ends (a FIFO,
     # a device, a stalled network mount).

@@ -222,6 +222,20 @@ def probe_video(path: str) -> VideoProbe:
     rotation = _rotation(video)
     if rotation in (90, 270):
         display_w, display_h = display_h, display_w
+    # Frames are decoded at their displayed size: a tiny file with a 100:1 pixel aspect ratio
+    # is a huge picture.
+    if display_w * display_h > settings.max_pixels:
+        raise VideoError(
+            f"absurd displayed frame size {display_w}x{display_h} (stored {width}x{height}, sample aspect ratio "
+            f"{video.get('sample_aspect_ratio')}; limit {settings.max_pixels} pixels)", stage="probe"
+        )
+    # What the packets say, not only the headers: a file may declare a short duration.
+    spanned = float((pts[-1] - pts[0]) * time_base)
+    if pts.size > settings.max_frames or spanned > settings.max_duration_s:
+        raise VideoError(
+            f"absurd length: {pts.size} frames over {spanned:.0f} s (limits {settings.max_frames} frames, "
+            f"{settings.max_duration_s:.0f} s)", stage="probe"
+        )
 
     declared = video.get("nb_frames")
     bit_rate = fmt.get("bit_rate")
