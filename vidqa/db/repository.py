@@ -215,18 +215,6 @@ def add_location(conn: Connection, video_id: int, uri: str, run_id: Optional[uui
     ))
 
 
-def video_locations_of(conn: Connection, video_ids: Optional[Iterable[int]] = None) -> dict[int, list[str]]:
-    """``{video id: its URIs}``, first seen first."""
-    q = sa.select(video_locations.c.video_id, video_locations.c.uri).order_by(
-        video_locations.c.video_id, video_locations.c.first_seen_at, video_locations.c.uri)
-    if video_ids is not None:
-        q = q.where(video_locations.c.video_id.in_(list(video_ids)))
-    out: dict[int, list[str]] = {}
-    for video_id, uri in conn.execute(q):
-        out.setdefault(video_id, []).append(uri)
-    return out
-
-
 def ensure_clip(
     conn: Connection,
     video_id: int,

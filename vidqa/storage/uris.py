@@ -46,8 +46,4 @@ def normalise_uri(location: str) -> str:
     return local_uri(location)
 
 
-def is_normalised(location: str) -> bool:
-    return normalise_uri(location) == location
-
-
-__all__ = ["local_uri", "s3_uri", "normalise_uri", "is_normalised"]
+__all__ = ["local_uri", "s3_uri", "normalise_uri"]
