@@ -4,6 +4,7 @@ a run whose Prefect flow run already ended is closed by the next run (real Postg
 real CLI in subprocesses, Prefect's test harness)."""
 
 import os
+import socket
 import shutil
 import signal
 import subprocess
@@ -54,13 +55,43 @@ def test_a_killed_run_is_closed_crashed_by_the_next_run(migrated_db, tmp_path):
         victim.wait(timeout=30)
     [killed] = run_rows(migrated_db)
     assert killed["status"] == "running"  # nothing could close it at the time
-    time.sleep(5)  # more than 4 heartbeat intervals of silence
     vidqa_cli("run", str(VIDEOS / "video_90.mov"), "--frames", "2",
               env={"VIDQA_DATABASE_URL": migrated_db, "VIDQA_RUN_HEARTBEAT_S": "1"})
     first, second = run_rows(migrated_db)
     assert first["id"] == killed["id"] and first["status"] == "crashed"
-    assert "no heartbeat since" in first["error"] and first["finished_at"] is not None
+    # On the same host its process is asked for, not waited out for 4 heartbeats.
+    assert first["error"] == f"its process (pid {victim.pid} on {socket.gethostname()}) is gone"
+    assert first["finished_at"] is not None
     assert second["status"] == "completed" and second["error"] is None
+
+
+def test_a_silent_run_on_another_host_is_closed_when_its_heartbeat_goes_stale(migrated_db, monkeypatch):
+    """A process elsewhere cannot be asked: 4 heartbeat intervals of silence close its run."""
+    from datetime import timedelta
+
+    from vidqa.config import reload_settings
+    from vidqa.db import get_engine, repository as repo
+    from vidqa.scoring.runs import close_dead_runs
+
+    engine = get_engine(migrated_db)
+    quiet = repo.create_run(engine, "/data", {}, "test", host="another-host", pid=os.getpid())
+    fresh = repo.create_run(engine, "/data", {}, "test", host="another-host", pid=os.getpid())
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE runs SET heartbeat_at = now() - :age WHERE id = :id"),
+                     {"age": timedelta(seconds=5), "id": quiet})
+        conn.execute(sa.text("UPDATE runs SET heartbeat_at = now() WHERE id = :id"), {"id": fresh})
+    monkeypatch.setenv("VIDQA_RUN_HEARTBEAT_S", "1")
+    reload_settings()
+    try:
+        assert close_dead_runs({}) == [str(quiet)]
+    finally:
+        monkeypatch.delenv("VIDQA_RUN_HEARTBEAT_S")
+        reload_settings()
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT id, status FROM runs WHERE id IN (:a, :b)"),
+                                 {"a": quiet, "b": fresh}).all())
+        error = conn.execute(sa.text("SELECT error FROM runs WHERE id = :a"), {"a": quiet}).scalar_one()
+    assert rows == {quiet: "crashed", fresh: "running"} and error.startswith("no heartbeat since")
 
 
 def test_a_run_whose_flow_run_ended_is_closed_by_the_next_run(migrated_db, prefect_api_url):

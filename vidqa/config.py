@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A running run's heartbeat interval; a run silent for 4 intervals is closed as "
         "crashed by the next run.",
     )
+    claim_lease_s: float = Field(
+        60.0, gt=0, description="A shard's claim on a video it is scoring lasts this long unless renewed (its "
+        "process renews it every third of it): a second run waits for a live claim and takes over a lapsed one.",
+    )
     task_runner: Literal["thread", "dask"] = Field(
         "thread",
         description="How a flow runs its shard tasks in parallel: a bounded thread pool in the flow's "

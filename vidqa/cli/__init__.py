@@ -3,4 +3,13 @@ Run it as ``vidqa ...`` or ``python -m vidqa.cli ...``."""
 
 from vidqa.cli.app import app
 
-__all__ = ["app"]
+
+def main() -> None:
+    """The ``vidqa`` command: the app, with a reaper for what it starts (see ``reaper``)."""
+    from vidqa.cli.guard import guard_children
+
+    guard_children()
+    app(prog_name="vidqa")
+
+
+__all__ = ["app", "main"]

@@ -1,3 +1,3 @@
-from vidqa.cli.app import app
+from vidqa.cli import main
 
-app(prog_name="vidqa")
+main()

@@ -46,6 +46,22 @@ def connect() -> str:
     return url
 
 
+def open_database() -> str:
+    """Connect, migrate, and close the runs whose process is gone (a killed ``vidqa run``
+    leaves its run ``running``: the next command says it crashed)."""
+    from vidqa.db.migrate import ensure_schema
+    from vidqa.scoring.runs import close_dead_runs
+
+    url = connect()
+    ensure_schema()
+    try:
+        close_dead_runs({})
+    except Exception as exc:  # noqa: BLE001 - a read-only role reads on; the next run closes them
+        err_console.print(f"[yellow]warning:[/yellow] runs of dead processes not closed: {escape(str(exc))}",
+                          soft_wrap=True)
+    return url
+
+
 def emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str]) -> None:
     if fmt is Format.json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")

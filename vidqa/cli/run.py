@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from vidqa.cli.common import Format, connect, console, emit, err_console, fail, quiet_prefect
+from vidqa.cli.common import Format, console, emit, err_console, fail, open_database, quiet_prefect
 from vidqa.cli.params import build_params, load_config
 from vidqa.scorers import SCORER_NAMES
 from vidqa.scoring.outcomes import RunSummary
@@ -58,10 +58,7 @@ def run(
         )
     except (ValueError, OSError) as exc:
         fail(exc)
-    connect()
-    from vidqa.db.migrate import ensure_schema
-
-    ensure_schema()
+    open_database()
     from flows.score_videos import score_videos
     from vidqa.errors import ScorerError
     from vidqa.storage import ManifestError
@@ -105,11 +102,9 @@ def _print_summary(s: RunSummary) -> None:
 
 def videos(fmt: Format = typer.Option(Format.table, "--format", "-f")) -> None:
     """List every known video with its status, probe metadata and failure reason."""
-    connect()
+    open_database()
     from vidqa.db import get_engine, repository as repo
-    from vidqa.db.migrate import ensure_schema
 
-    ensure_schema()
     with get_engine().connect() as conn:
         rows = repo.video_rows(conn)
     columns = ["uri", "status", "failure_reason", "duration_s", "fps_avg", "frame_count",
@@ -126,13 +121,11 @@ def scores(
 ) -> None:
     """List stored scores as records {video, clip, scorer, config, metric, value}; config says
     which scorer settings each value came from (config_hash: the scorer_configs row)."""
-    connect()
+    open_database()
     from vidqa.db import get_engine, repository as repo
-    from vidqa.db.migrate import ensure_schema
     from vidqa.scorers import SCORERS
     from vidqa.scoring.provenance import config_summary
 
-    ensure_schema()
     wanted = [m.strip() for value in metric or [] for m in value.split(",") if m.strip()]
     with get_engine().connect() as conn:
         known = repo.stored_metrics(conn)
@@ -186,13 +179,11 @@ def export(
     """Write the videos/clips the condition selects, with their scores, as a training manifest."""
     from rich.markup import escape
 
-    connect()
+    open_database()
     from vidqa.db import get_engine
-    from vidqa.db.migrate import ensure_schema
     from vidqa.db.views import refresh_if_stale
     from vidqa.db.export import export_selection
 
-    ensure_schema()
     engine = get_engine()
     try:
         refresh_if_stale(engine)  # metrics written by an interrupted run get their columns

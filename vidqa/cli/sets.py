@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from vidqa.cli.common import Format, connect, emit, err_console, fail, quiet_prefect
+from vidqa.cli.common import Format, emit, err_console, fail, open_database, quiet_prefect
 
 reference_app = typer.Typer(help="Reference (real-video) statistics for set-level metrics.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Set-level metrics: FVD, KVD, ISV, PRV, FID, KID, IS, precision/recall.",
@@ -26,10 +26,7 @@ def _metrics(values: list[str]) -> list[str]:
 
 def _prepare(verbose: bool) -> None:
     quiet_prefect(verbose)
-    connect()
-    from vidqa.db.migrate import ensure_schema
-
-    ensure_schema()
+    open_database()
 
 
 def _run_flow(flow, params):

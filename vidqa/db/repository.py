@@ -32,6 +32,8 @@ def create_run(
     flow_run_id: Optional[str] = None,
     flow_name: Optional[str] = None,
     run_id: Optional[uuid.UUID] = None,
+    host: Optional[str] = None,
+    pid: Optional[int] = None,
 ) -> uuid.UUID:
     run_id = run_id or uuid.uuid4()
     with engine.begin() as conn:
@@ -46,6 +48,8 @@ def create_run(
                 vidqa_version=version,
                 status="running",
                 started_at=now(),
+                host=host,
+                pid=pid,
             )
             .on_conflict_do_nothing(index_elements=["id"])
         )
@@ -76,7 +80,8 @@ def beat(engine: Engine, run_id: uuid.UUID) -> bool:
 
 
 def running_runs(conn: Connection) -> list[sa.Row]:
-    return list(conn.execute(sa.select(runs.c.id, runs.c.flow_run_id, runs.c.started_at, runs.c.heartbeat_at)
+    return list(conn.execute(sa.select(runs.c.id, runs.c.flow_run_id, runs.c.started_at, runs.c.heartbeat_at,
+                                       runs.c.host, runs.c.pid)
                              .where(runs.c.status == "running")))
 
 

@@ -30,6 +30,8 @@ runs = sa.Table(
     sa.Column("n_scores_written", sa.Integer),
     sa.Column("error", sa.Text),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
+    sa.Column("host", sa.Text),
+    sa.Column("pid", sa.Integer),
 )
 
 run_shards = sa.Table(
@@ -100,6 +102,17 @@ video_locations = sa.Table(
     sa.Column("first_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("last_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Index("ix_video_locations_uri", "uri"),
+)
+
+video_claims = sa.Table(
+    "video_claims",
+    metadata,
+    sa.Column("content_id", sa.Text, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="CASCADE")),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_video_claims_holder", "holder"),
 )
 
 clips = sa.Table(

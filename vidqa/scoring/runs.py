@@ -5,6 +5,7 @@ crashes, and close, at the next run, runs whose process died without a word."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -30,7 +31,8 @@ def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str]
     close the runs that are running no more (see :func:`close_dead_runs`)."""
     ensure_schema()
     close_dead_runs(final_flow_runs or {})
-    run_id = repo.create_run(get_engine(), source, parameters, __version__, flow_run_id, flow_name)
+    run_id = repo.create_run(get_engine(), source, parameters, __version__, flow_run_id, flow_name,
+                             host=socket.gethostname(), pid=os.getpid())
     keep_beating(run_id)
     return str(run_id)
 
@@ -65,10 +67,24 @@ def running_flow_run_ids() -> list[str]:
         return [str(r.flow_run_id) for r in repo.running_runs(conn) if r.flow_run_id]
 
 
+def process_gone(host: Optional[str], pid: Optional[int]) -> bool:
+    """Whether the process is known to be gone: only a process on this host can be asked."""
+    if host != socket.gethostname() or not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def close_dead_runs(final_flow_runs: dict[str, str]) -> list[str]:
-    """Close, as crashed, the runs still marked running whose heartbeat stopped (for
-    ``STALE_BEATS`` intervals), and those whose Prefect flow run already ended
-    (``final_flow_runs``: flow-run id -> its final state, as the caller read it from Prefect)."""
+    """Close, as crashed, the runs still marked running whose process on this host is gone,
+    whose heartbeat stopped (for ``STALE_BEATS`` intervals: a process elsewhere), and those
+    whose Prefect flow run already ended (``final_flow_runs``: flow-run id -> its final
+    state, as the caller read it from Prefect)."""
     engine = get_engine()
     stale_after = timedelta(seconds=STALE_BEATS * get_settings().run_heartbeat_s)
     now = datetime.now(timezone.utc)
@@ -80,6 +96,8 @@ def close_dead_runs(final_flow_runs: dict[str, str]) -> list[str]:
         ended = final_flow_runs.get(str(row.flow_run_id)) if row.flow_run_id else None
         if ended is not None:
             reason = f"its flow run ended {ended} without closing the run"
+        elif process_gone(row.host, row.pid):
+            reason = f"its process (pid {row.pid} on {row.host}) is gone"
         elif now - last > stale_after:
             reason = f"no heartbeat since {last.isoformat(timespec='seconds')}: its process died"
         else:

@@ -10,6 +10,7 @@ in one encoder batch for model scorers).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Engine
 from vidqa.db import repository as repo
 from vidqa.errors import VideoError
 from vidqa.scorers import ClipNeeds, ScoreItem, Scorer, build_scorer
+from vidqa.scoring.claims import ShardClaims
 from vidqa.scoring.job import ScorerSpec, ShardJob
 from vidqa.scoring.ledger import (
     KnownClip, LedgerState, Pending, identify, pending_for, read_ledger, record_failure, record_location,
@@ -32,6 +34,8 @@ from vidqa.video.audio import AudioClip, AudioRequest, decode_audio
 from vidqa.video.clips import ClipSpan, ClipSpec, split_video, whole_video
 from vidqa.video.probe import VideoProbe, probe_video
 from vidqa.video.sampling import SamplingSpec
+
+log = logging.getLogger(__name__)
 
 
 def build_scorers(specs: list[ScorerSpec]) -> list[Scorer]:
@@ -61,33 +65,61 @@ class _Shard:
     scorers: list[Scorer]
     clip_spec: ClipSpec
     run_id: Optional[uuid.UUID]
+    claims: ShardClaims
     prepared: list[int] = field(default_factory=list)  # videos probed and queued for scoring
 
 
+@dataclass
+class Deferred:
+    """A video another shard is scoring now: looked at again once its claim is gone."""
+
+    content_id: str
+    holder: str
+
+
 def score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage] = None) -> ShardResult:
-    """Score every video of a shard; a bad video is recorded and the shard goes on."""
+    """Score every video of a shard; a bad video is recorded and the shard goes on. Videos
+    another run is scoring wait until the rest is written (see :mod:`vidqa.scoring.claims`)."""
     run_id = uuid.UUID(job.run_id) if job.run_id else None
-    shard = _Shard(engine, storage or Storage(), ScoreQueue(engine, run_id), build_scorers(job.scorers), job.clips,
-                   run_id)
-    outcomes = [prepare_video(shard, ref) for ref in job.refs]
-    shard.queue.flush()
-    with shard.engine.begin() as conn:  # every score of the shard is written: its videos are ok
-        repo.mark_scored(conn, shard.prepared)
-    for outcome in outcomes:
+    outcomes: dict[int, VideoOutcome] = {}
+    with ShardClaims(engine, run_id, f"shard {job.shard_index}") as claims:
+        shard = _Shard(engine, storage or Storage(), ScoreQueue(engine, run_id), build_scorers(job.scorers),
+                       job.clips, run_id, claims)
+        todo = list(enumerate(job.refs))
+        while todo:
+            deferred: list[tuple[int, VideoRef, Deferred]] = []
+            for i, ref in todo:
+                outcome = prepare_video(shard, ref)
+                if isinstance(outcome, Deferred):
+                    deferred.append((i, ref, outcome))
+                else:
+                    outcomes[i] = outcome
+            shard.queue.flush()
+            with shard.engine.begin() as conn:  # every score of the shard is written: its videos are ok
+                repo.mark_scored(conn, shard.prepared)
+            shard.prepared.clear()
+            claims.release()  # before waiting on others: two shards never wait on each other
+            if deferred:
+                log.info("%d videos are being scored by another run (%s): waiting for them", len(deferred),
+                         deferred[0][2].holder)
+                claims.wait_for_any([d.content_id for _, _, d in deferred])
+            todo = [(i, ref) for i, ref, _ in deferred]
+    for outcome in outcomes.values():
         outcome.scorers_run = sorted(set(outcome.scorers_run))
-    return ShardResult(outcomes=outcomes)
+    return ShardResult(outcomes=[outcomes[i] for i in range(len(job.refs))])
 
 
-def prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome:
-    """Identify, check the ledger, fetch, probe, split and decode one video, queueing its
-    clips for the scorers that have not scored them."""
+def prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome | Deferred:
+    """Identify, check the ledger, claim, fetch, probe, split and decode one video, queueing
+    its clips for the scorers that have not scored them."""
     started = time.perf_counter()
     outcome = _prepare_video(shard, ref)
-    outcome.seconds = time.perf_counter() - started
+    if isinstance(outcome, VideoOutcome):
+        outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome:
+def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome | Deferred:
     try:
         ref, cid = identify(shard.engine, shard.storage, ref)
     except VideoError as exc:
@@ -97,6 +129,13 @@ def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome:
     pending = pending_for(shard.scorers, ref.fields)
     state = read_ledger(shard.engine, ref.uri, cid, shard.clip_spec)
     known = state.outcome(ref.uri, pending)
+    if known is None:
+        holder = shard.claims.take(cid)
+        if holder is not None:
+            return Deferred(cid, holder)
+        # Under the claim, what a run that held it until now has finished.
+        state = read_ledger(shard.engine, ref.uri, cid, shard.clip_spec)
+        known = state.outcome(ref.uri, pending)
     if known is not None:
         record_location(shard.engine, ref, state, shard.run_id)
         if state.scoring and known.status == "skipped":
