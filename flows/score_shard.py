@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from flows.runners import gpu_request, task_runner
 from tasks.scoring import GPU_TAG, find_unfinished, result_storage, score_shard_videos
 from tasks.shards import record_completed
+from vidqa.errors import DatabaseLost
 from vidqa.scorers import SCORERS
 from vidqa.scoring.job import ScorerSpec, ShardJob
 from vidqa.scoring.outcomes import ShardResult, VideoOutcome, failed_outcomes
@@ -39,6 +40,9 @@ def shard_outcomes(future, shard_task, job: ShardJob) -> list[VideoOutcome]:
     future.wait()  # as_completed can yield before the future's final state is read back
     state = future.state
     if not state.is_completed():  # a shard that crashed after its retries
+        lost = state.result(raise_on_failure=False)
+        if isinstance(lost, DatabaseLost):
+            raise lost  # no later shard can record anything: the run stops now
         return failed_outcomes([r.uri for r in job.refs], f"shard failed: {state.message or state.name}")
     outcomes = ShardResult.model_validate(future.result()).outcomes
     if state.name != "Cached":

@@ -107,7 +107,7 @@ def finish_run(params: _RunParams, refs: list[VideoRef], specs: list[ScorerSpec]
     """Summarise, close the run, publish its artifacts."""
     summary = RunSummary.from_outcomes(run_id, params.source, outcomes, params.metric_names(),
                                        time.perf_counter() - started).model_copy(update=extra)
-    close_run(summary)
+    summary = close_run(summary)  # its counts as the database holds them
     publish_report(summary, [r.uri for r in refs], [s.config_hash for s in specs], params.metric_names(), key_prefix)
     get_run_logger().info("scored %d, skipped %d, failed %d, %d scores written",
                           summary.n_scored, summary.n_skipped, summary.n_failed, summary.n_scores_written)

@@ -17,7 +17,7 @@ from vidqa.config import get_settings
 from vidqa.db import get_engine
 from vidqa.db.engine import database_url
 from vidqa.db import repository as repo
-from vidqa.errors import ScorerError
+from vidqa.errors import DatabaseLost, ScorerError
 from vidqa.storage import S3Options, Storage, VideoRef
 from vidqa.scoring.outcomes import RunSummary
 
@@ -72,9 +72,10 @@ def open_run(source: str, parameters: dict[str, Any], flow_run_id: Optional[str]
 
 def _worth_retrying(task, task_run, state) -> bool:
     """Retry I/O trouble (object storage, database), not what fails the same way again: a
-    source that does not exist, a malformed manifest, missing model weights."""
+    source that does not exist, a malformed manifest, missing model weights, a database
+    that did not come back within its grace period."""
     exc = state.result(raise_on_failure=False)
-    return not isinstance(exc, (FileNotFoundError, PermissionError, ValueError, ScorerError))
+    return not isinstance(exc, (FileNotFoundError, PermissionError, ValueError, ScorerError, DatabaseLost))
 
 
 @lru_cache(maxsize=8)
@@ -163,5 +164,5 @@ def find_unfinished(refs: list[VideoRef], specs: list[ScorerSpec], clips: ClipSp
 
 
 @task(name="close-run", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
-def close_run(summary: RunSummary) -> None:
-    runs.close_run(summary)
+def close_run(summary: RunSummary) -> RunSummary:
+    return runs.close_run(summary)

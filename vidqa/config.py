@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A running run's heartbeat interval; a run silent for 4 intervals is closed as "
         "crashed by the next run.",
     )
+    database_grace_s: float = Field(
+        10.0, ge=0, description="A dropped database connection is retried when the server answers again within "
+        "this many seconds; otherwise the run stops at once with one line (what it wrote is kept).",
+    )
     claim_lease_s: float = Field(
         60.0, gt=0, description="A shard's claim on a video it is scoring lasts this long unless renewed (its "
         "process renews it every third of it): a second run waits for a live claim and takes over a lapsed one.",

@@ -24,3 +24,9 @@ class SetMetricError(ValueError):
 class TransientSetError(OSError):
     """Some videos of a set could not be read for now (storage trouble): nothing is stored,
     so a retry or a rerun extracts the complete set."""
+
+
+class DatabaseLost(RuntimeError):
+    """The database stopped answering and did not come back within its grace period: the run
+    stops at once (a shard cannot record anything). What was written is committed; a rerun
+    finishes the rest."""

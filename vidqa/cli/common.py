@@ -29,6 +29,9 @@ def quiet_prefect(verbose: bool) -> None:
     # Must happen before prefect is imported: its settings are read at import.
     # Quiet, a failure is the one line `fail` prints; Prefect's tracebacks only with -v.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    # vidqa's own loggers too (they log through the root logger): what went wrong is in the
+    # summary, the failures table and the database; -v shows the log.
+    os.environ.setdefault("PREFECT_LOGGING_ROOT_LEVEL", "INFO" if verbose else "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The first run on a fresh PREFECT_HOME starts Prefect's ephemeral server, which first
     # migrates its SQLite database: over Prefect's 20 s default on two slow cores.

@@ -60,12 +60,12 @@ def run(
         fail(exc)
     open_database()
     from flows.score_videos import score_videos
-    from vidqa.errors import ScorerError
+    from vidqa.errors import DatabaseLost, ScorerError
     from vidqa.storage import ManifestError
 
     try:
         summary = score_videos(params)
-    except (FileNotFoundError, PermissionError, ValueError, ManifestError, ScorerError) as exc:
+    except (FileNotFoundError, PermissionError, ValueError, ManifestError, ScorerError, DatabaseLost) as exc:
         fail(exc)
     except Exception as exc:
         if verbose:

@@ -60,7 +60,9 @@ def database_url() -> str:
 
 @lru_cache(maxsize=8)
 def _engine_for(url: str) -> Engine:
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True)
+    # A server that does not answer a new connection in 10 s is as good as gone (see health.py).
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True,
+                            connect_args={"connect_timeout": 10})
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -198,6 +198,15 @@ def upsert_video(
     return video_id
 
 
+def run_writes(conn: Connection, run_id: uuid.UUID) -> tuple[int, int]:
+    """``(scores, videos)``: the score rows the run wrote (or rewrote) that are stored now,
+    and the videos they belong to."""
+    row = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(clips.c.video_id)))
+                       .select_from(scores.join(clips, clips.c.id == scores.c.clip_id))
+                       .where(scores.c.run_id == run_id)).one()
+    return int(row[0]), int(row[1])
+
+
 def mark_scored(conn: Connection, video_ids: Iterable[int]) -> None:
     """The videos whose scores are written now are ``ok`` (and in the wide views)."""
     ids = list(video_ids)

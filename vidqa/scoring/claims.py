@@ -26,6 +26,7 @@ from vidqa.db import claims as sql
 log = logging.getLogger(__name__)
 
 _LIVE: dict[str, Engine] = {}  # holder -> its database, renewed while present
+_UNRELEASED: dict[str, Engine] = {}  # holder -> its database: a release the database missed
 _LOCK = threading.Lock()
 _RENEWER: Optional[threading.Thread] = None
 
@@ -44,6 +45,23 @@ def _renew_forever() -> None:
                     sql.renew_claims(conn, holders, lease)
             except Exception as exc:  # noqa: BLE001 - a missed renewal is retried; a lapse costs a rescore, not a row
                 log.warning("claims not renewed: %s", exc)
+        for engine in {id(e): e for e in list(_UNRELEASED.values())}.values():
+            _release_missed(engine)
+
+
+def _release_missed(engine: Engine) -> None:
+    """Release the claims of ended shards whose release the database missed (it dropped the
+    connection): a retry of the shard must not wait for its own dead attempt's lease."""
+    with _LOCK:
+        missed = [h for h, e in _UNRELEASED.items() if e is engine]
+    for holder in missed:
+        try:
+            with engine.begin() as conn:
+                sql.release_claims(conn, holder)
+        except Exception:  # noqa: BLE001 - still unreachable: next time
+            return
+        with _LOCK:
+            _UNRELEASED.pop(holder, None)
 
 
 class ShardClaims:
@@ -66,10 +84,17 @@ class ShardClaims:
     def __exit__(self, *exc) -> None:
         with _LOCK:
             _LIVE.pop(self.holder, None)
-        self.release()
+        try:
+            self.release()
+        except Exception as exc:  # noqa: BLE001 - released at the next chance, or they lapse
+            log.info("claims of %s not released yet: %s", self.holder, exc)
+            with _LOCK:
+                _UNRELEASED[self.holder] = self.engine
 
     def take(self, content_id: str) -> Optional[str]:
         """None when this shard holds the claim now; else who holds it."""
+        if _UNRELEASED:
+            _release_missed(self.engine)
         with self.engine.begin() as conn:
             return sql.take_claim(conn, content_id, self.holder, self.run_id, get_settings().claim_lease_s)
 

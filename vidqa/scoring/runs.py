@@ -52,7 +52,8 @@ def keep_beating(run_id: uuid.UUID) -> threading.Thread:
                 misses = 0
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the run goes on
                 misses += 1
-                log.warning("run %s: heartbeat not written: %s", run_id, exc)
+                # Once per outage: the shards say what a lost database means for the run.
+                (log.warning if misses == 1 else log.debug)("run %s: heartbeat not written: %s", run_id, exc)
             time.sleep(interval)
 
     thread = threading.Thread(target=beat, name=f"vidqa-run-{run_id}-heartbeat", daemon=True)
@@ -108,13 +109,27 @@ def close_dead_runs(final_flow_runs: dict[str, str]) -> list[str]:
     return closed
 
 
-def close_run(summary: RunSummary) -> None:
+def counted_in_database(summary: RunSummary) -> RunSummary:
+    """The summary with what the database holds: the scores this run wrote (a shard retried
+    after a dropped connection reports only its last attempt's writes), and, as scored, the
+    videos they belong to."""
+    with get_engine().connect() as conn:
+        n_scores, n_videos = repo.run_writes(conn, uuid.UUID(summary.run_id))
+    moved = min(max(0, n_videos - summary.n_scored), summary.n_skipped)
+    return summary.model_copy(update={"n_scores_written": n_scores, "n_scored": summary.n_scored + moved,
+                                      "n_skipped": summary.n_skipped - moved})
+
+
+def close_run(summary: RunSummary) -> RunSummary:
+    """Close the run with the summary's counts as the database holds them; returns that summary."""
+    summary = counted_in_database(summary)
     status = "completed" if summary.succeeded or summary.n_videos == 0 else "failed"
     repo.finish_run(get_engine(), uuid.UUID(summary.run_id), status, summary.counts())
     try:  # new metrics get their columns in the wide views
         refresh_if_stale(get_engine())
     except Exception as exc:  # noqa: BLE001 - the scores are stored; a stale view does not fail the run
         log.warning("wide views not refreshed (run `vidqa db refresh-views`): %s", exc)
+    return summary
 
 
 def close_flow_run(flow_run_id: str, state_name: str, message: Optional[str]) -> int:

@@ -17,9 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from vidqa.db import repository as repo
+from vidqa.db import health, repository as repo
 from vidqa.errors import VideoError
 from vidqa.scorers import ClipNeeds, ScoreItem, Scorer, build_scorer
 from vidqa.scoring.claims import ShardClaims
@@ -79,7 +80,22 @@ class Deferred:
 
 def score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage] = None) -> ShardResult:
     """Score every video of a shard; a bad video is recorded and the shard goes on. Videos
-    another run is scoring wait until the rest is written (see :mod:`vidqa.scoring.claims`)."""
+    another run is scoring wait until the rest is written (see :mod:`vidqa.scoring.claims`).
+    A database that stops answering raises :class:`~vidqa.errors.DatabaseLost` (see
+    :mod:`vidqa.db.health`)."""
+    lost = health.lost_error(engine)
+    if lost is not None:
+        raise lost
+    try:
+        return _score_shard(engine, job, storage)
+    except sa.exc.DBAPIError as exc:
+        judged = health.judge(engine, exc)
+        if judged is exc:
+            raise
+        raise judged from exc
+
+
+def _score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage]) -> ShardResult:
     run_id = uuid.UUID(job.run_id) if job.run_id else None
     outcomes: dict[int, VideoOutcome] = {}
     with ShardClaims(engine, run_id, f"shard {job.shard_index}") as claims:
