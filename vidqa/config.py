@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     s3_secret_access_key: Optional[SecretStr] = None
     s3_session_token: Optional[SecretStr] = None
     s3_profile: Optional[str] = None
+    s3_breaker_failures: int = Field(
+        3, ge=1, description="Requests in a row that fail on network trouble (retries included) before an "
+        "endpoint is taken for down: the rest of the run's objects fail at once as transient failures.",
+    )
+    s3_breaker_cooldown_s: float = Field(
+        30.0, ge=0, description="How long a down endpoint is not tried before one object is let through again.",
+    )
     cache_max_gb: float = Field(50.0, gt=0, description="Bound of the local object cache, in GiB.")
     result_storage: Optional[str] = Field(
         default=None,

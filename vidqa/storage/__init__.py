@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 from vidqa.config import get_settings
 from vidqa.errors import VideoError
 from vidqa.retry import call_with_retries
-from vidqa.storage import s3
+from vidqa.storage import breaker, s3
 from vidqa.storage.cache import CacheIntegrityError, ObjectCache
 from vidqa.storage.local import UNLISTABLE, list_local, local_ref, local_content_id, read_error
 from vidqa.storage.manifest import ManifestError, is_manifest, manifest_entries, parse_manifest
@@ -21,6 +21,11 @@ from vidqa.storage.uris import normalise_uri
 
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, CacheIntegrityError) or s3.is_transient(exc)
+
+
+def _retryable(exc: BaseException) -> bool:
+    # An open breaker is not retried: the endpoint was found down by the requests before.
+    return _transient(exc) and not isinstance(exc, breaker.EndpointDown)
 
 
 class Storage:
@@ -37,6 +42,13 @@ class Storage:
     def _retry(self, fn, what: str):
         return call_with_retries(fn, is_transient=_transient, attempts=self.attempts,
                                  base_delay_s=self.base_delay_s, what=what)
+
+    def _object_call(self, fn, what: str):
+        """One object's request, retried, each attempt behind its endpoint's circuit breaker
+        (so an outage stops the retries of the object that found it, and every object after)."""
+        endpoint = self.s3_options.endpoint_url or "AWS S3"
+        return call_with_retries(lambda: breaker.guarded(endpoint, fn, _transient), is_transient=_retryable,
+                                 attempts=self.attempts, base_delay_s=self.base_delay_s, what=what)
 
     # -- listing ---------------------------------------------------------------------
 
@@ -80,7 +92,7 @@ class Storage:
             return ref
         self._check_scheme(ref)
         try:
-            return self._retry(lambda: s3.stat_s3(ref, self.s3_options), f"stat {ref.uri}")
+            return self._object_call(lambda: s3.stat_s3(ref, self.s3_options), f"stat {ref.uri}")
         except Exception as exc:
             raise s3.s3_error(exc, ref.uri) from None
 
@@ -111,7 +123,7 @@ class Storage:
             # A torn or failed transfer is retried whole: download and verification.
             enter = lambda: stack.enter_context(self.cache.open(ref, lambda tmp: fs.get_file(key, tmp)))
             try:
-                path = self._retry(enter, f"fetching {ref.uri}")
+                path = self._object_call(enter, f"fetching {ref.uri}")
             except Exception as exc:
                 raise s3.s3_error(exc, ref.uri) from None
             yield path

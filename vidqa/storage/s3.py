@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from pydantic import SecretStr
 
+from vidqa.storage.breaker import EndpointDown
 from vidqa.config import Settings, get_settings
 from vidqa.errors import VideoError
 from vidqa.storage.refs import VideoRef, is_video_name
@@ -140,4 +141,6 @@ def s3_error(exc: BaseException, uri: str) -> VideoError:
         return VideoError(f"object not found: {uri}", stage="fetch", transient=True)
     if isinstance(exc, PermissionError):
         return VideoError(f"permission denied: {exc}", stage="fetch", transient=True)
+    if isinstance(exc, EndpointDown):
+        return VideoError(f"not fetched: {exc}", stage="fetch", transient=True)
     return VideoError(f"cannot fetch: {type(exc).__name__}: {exc}", stage="fetch", transient=True)
