@@ -211,3 +211,44 @@ def test_the_pixel_limit_applies_to_the_displayed_size(tmp_path, monkeypatch):
         monkeypatch.delenv("VIDQA_MAX_PIXELS")
         monkeypatch.delenv("VIDQA_MAX_FRAMES", raising=False)
         reload_settings()
+
+
+DECODE_AND_MEASURE = """
+import json, resource, sys
+from vidqa.errors import VideoError
+from vidqa.video.probe import probe_video
+from vidqa.video.sampling import SamplingSpec
+probe = probe_video(sys.argv[1])
+spec = SamplingSpec(method="all", max_frames=10_000)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+try:
+    frames = spec.sample(sys.argv[1], probe)
+    result = {"frames": len(frames.indices), "nbytes": frames.array.nbytes}
+except VideoError as exc:
+    result = {"refused": exc.reason}
+result["grew"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+print(json.dumps(result))
+"""
+
+
+def test_one_decode_stays_within_its_memory_bound(tmp_path):
+    """200 frames of 640x480 are 184 MB raw: under a 512 MiB bound they decode and the process
+    grows by less than the bound; under a 256 MiB bound (the decode's 2 x 184 MB peak would pass
+    it) they are refused before ffmpeg starts, with the reason, and the process hardly grows."""
+    video = distinct_video(tmp_path / "v.mp4", 4, seconds=8.0, size="640x480")
+    raw = 200 * 640 * 480 * 3
+
+    def measure(limit_mb):
+        env = {**os.environ, "VIDQA_MAX_DECODE_MB": str(limit_mb)}
+        proc = subprocess.run([sys.executable, "-c", DECODE_AND_MEASURE, str(video)], capture_output=True, text=True,
+                              env=env, cwd=REPO, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    fits = measure(512)
+    assert fits["frames"] == 200 and fits["nbytes"] == raw
+    assert raw <= fits["grew"] < 512 * 2**20, fits["grew"]  # it decoded, within the bound
+    refused = measure(256)
+    assert refused["refused"] == ("decoding 200 frames of 640x480 needs 352 MiB, over the 256 MiB limit "
+                                  "(VIDQA_MAX_DECODE_MB): sample fewer frames or shrink them (--max-size)")
+    assert refused["grew"] < 32 * 2**20, refused["grew"]

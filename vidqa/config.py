@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     max_duration_s: float = 24 * 3600.0
     max_frames: int = 24 * 3600 * 60  # a day at 60 fps
     decode_timeout_s: float = 600.0
+    # Memory one decode may take: the raw frames as ffmpeg hands them over plus their stacked
+    # copy (2 x frames x width x height x 3 bytes). Beyond it the clip is a recorded failure
+    # that says to sample fewer frames or shrink them (--max-size), not an OOM kill.
+    max_decode_mb: float = Field(8192.0, gt=0, description="Memory bound of one video's (or clip's) decoded "
+                                 "frames, in MiB.")
     # ffprobe reads headers and packets only: minutes mean a file that never ends (a FIFO,
     # a device, a stalled network mount).
     probe_timeout_s: float = 120.0

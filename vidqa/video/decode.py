@@ -162,6 +162,20 @@ def plan_decode(probe: VideoProbe, wanted: Sequence[int]) -> list[list[int]]:
     return list(groups.values()) if seek_cost < single_cost else [wanted]
 
 
+def decode_memory_bytes(n_frames: int, width: int, height: int) -> int:
+    """Peak bytes of one decode: ffmpeg's raw output, read whole, and the stacked frames."""
+    return 2 * n_frames * width * height * 3
+
+
+def _check_memory(n_frames: int, width: int, height: int) -> None:
+    limit_mb = get_settings().max_decode_mb
+    need = decode_memory_bytes(n_frames, width, height)
+    if need > limit_mb * 2**20:
+        raise VideoError(f"decoding {n_frames} frames of {width}x{height} needs {need / 2**20:.0f} MiB, over the "
+                         f"{limit_mb:.0f} MiB limit (VIDQA_MAX_DECODE_MB): sample fewer frames or shrink them "
+                         "(--max-size)", stage="decode")
+
+
 def decode_frames(
     path: str,
     probe: VideoProbe,
@@ -189,6 +203,7 @@ def decode_frames(
     else:
         width, height = output_size(probe, max_size)
         downscale = bool(max_size)
+    _check_memory(len(wanted), width, height)
     times = probe.frame_times
     index_of_pts = {int(probe.frame_pts[i]): i for i in wanted}
     got: dict[int, np.ndarray] = {}
