@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     max_frames: int = 24 * 3600 * 60  # a day at 60 fps
     decode_timeout_s: float = 600.0
     # Memory one decode may take: the raw frames as ffmpeg hands them over plus their stacked
-    # copy (2 x frames x width x height x 3 bytes). Beyond it the clip is a recorded failure
+    # copy (3 x frames x width x height x 3 bytes, see decode.decode_memory_bytes). Beyond it the clip is a recorded failure
     # that says to sample fewer frames or shrink them (--max-size), not an OOM kill.
     max_decode_mb: float = Field(8192.0, gt=0, description="Memory bound of one video's (or clip's) decoded "
                                  "frames, in MiB.")
