@@ -252,3 +252,29 @@ def test_one_decode_stays_within_its_memory_bound(tmp_path):
     assert refused["refused"] == ("decoding 200 frames of 640x480 needs 527 MiB, over the 512 MiB limit "
                                   "(VIDQA_MAX_DECODE_MB): sample fewer frames or shrink them (--max-size)")
     assert refused["grew"] < 32 * 2**20, refused["grew"]
+
+
+def test_a_file_the_system_refuses_to_read_says_so_not_that_the_video_is_bad(tmp_path):
+    from vidqa.video.probe import probe_failure, probe_video
+
+    busy = probe_failure("Device or resource busy")
+    assert (busy.stage, busy.transient) == ("read", True)
+    assert busy.reason.startswith("cannot read the file: Device or resource busy (the operating system refused")
+    bad = probe_failure("Invalid data found when processing input")
+    assert (bad.stage, bad.transient, bad.reason) == ("probe", False,
+                                                      "not a readable video: Invalid data found when processing input")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    try:
+        probe_video(str(text))
+        raise AssertionError("a text file probed as a video")
+    except VideoError as exc:
+        assert exc.reason == "not a readable video: Invalid data found when processing input"
+    # A regular file that the kernel lets nobody read (sysfs, write-only): ffprobe gets EACCES.
+    write_only = Path("/sys/bus/pci/rescan")
+    if write_only.is_file():
+        try:
+            probe_video(str(write_only))
+            raise AssertionError("a write-only file probed as a video")
+        except VideoError as exc:
+            assert exc.reason.startswith("cannot read the file: Permission denied (") and exc.transient

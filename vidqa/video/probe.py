@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -124,6 +125,19 @@ class VideoProbe:
         }
 
 
+_OS_ERRORS = {os.strerror(code) for code in errno.errorcode}
+
+
+def probe_failure(detail: str) -> VideoError:
+    """ffprobe's diagnosis as a failure reason. When it is the operating system's refusal
+    (EBUSY's "Device or resource busy", EACCES, EIO...), say so: the file could not be read at
+    all, which says nothing of its content, and a later run may read it (transient)."""
+    if detail in _OS_ERRORS:
+        return VideoError(f"cannot read the file: {detail} (the operating system refused to read it, "
+                          "so nothing is known of its content; a rerun tries again)", stage="read", transient=True)
+    return VideoError(f"not a readable video: {detail}", stage="probe")
+
+
 def _ffprobe(path: str, **kwargs: Any) -> dict:
     """ffprobe's JSON about ``path`` (``kwargs`` as ``-key value`` options), killed after
     ``probe_timeout_s``: a file that never ends to read must not hold the run."""
@@ -145,7 +159,7 @@ def _ffprobe(path: str, **kwargs: Any) -> dict:
         # ffprobe prefixes the path; keep only the diagnosis.
         if detail.startswith(path):
             detail = detail[len(path):].lstrip(": ")
-        raise VideoError(f"not a readable video: {detail}", stage="probe")
+        raise probe_failure(detail)
     return json.loads(proc.stdout.decode("utf-8"))
 
 
