@@ -171,6 +171,23 @@ def test_frechet_distance_of_a_set_with_itself_is_zero():
     assert abs(frechet_distance(mu, s, mu, s)) < 1e-6 * np.trace(s)
 
 
+def test_frechet_distance_of_a_singular_set_with_itself_is_clamped_to_exactly_zero():
+    """256 ReLU-like rows in 512 dims: the plain sqrtm (every library's path, taken here too)
+    leaves a negative sum, which is stored as 0 with the sum kept."""
+    import scipy.linalg
+
+    x = np.maximum(np.random.default_rng(0).normal(size=(256, 512)), 0.0)
+    mu, s = mean_cov(x)
+    plain = 2 * np.trace(s) - 2 * np.trace(scipy.linalg.sqrtm(s @ s)).real  # pytorch-fid's formula
+    assert plain < 0
+    info = frechet_distance_with_info(mu, s, mu, s)
+    assert info.sqrt_method == "sqrtm" and info.value == 0.0
+    assert info.raw_value == pytest.approx(plain, rel=1e-9, abs=1e-12)
+    # A positive distance is not touched.
+    far = frechet_distance_with_info(mu, s, mu + 0.1, s)
+    assert far.value == far.raw_value == pytest.approx(512 * 0.01 + info.raw_value, rel=1e-9)
+
+
 def test_frechet_distance_singular_covariances_are_finite_and_correct():
     # 10 samples in 64 dims: both covariances have rank 9; S1 S2 is singular.
     rng = np.random.default_rng(5)

@@ -358,16 +358,29 @@ def test_frame_metrics_and_inception_scores(tmp_path, migrated_db, detectors, vi
            - 2 * k(x, y).sum() / m**2)
     assert kid["value"] == pytest.approx(mmd, rel=1e-9)
 
-    # IS from the stored probabilities (no output bias), StyleGAN-V's RandomState(42) shuffle, 10 splits.
+    # IS from the stored probabilities (no output bias), 10 contiguous splits of the rows in
+    # their stored order, as StyleGAN2-ADA/StyleGAN-V `compute_is` slice them.
+    def reference_is(probs):
+        n, scores = len(probs), []
+        for i in range(10):
+            part = probs[i * n // 10: (i + 1) * n // 10]
+            py = part.mean(0, keepdims=True)
+            scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(py)), axis=1))))
+        return np.mean(scores), np.std(scores)
+
     [is_] = sm.compute_metric(engine, "is50k", other)
     probs = stored(engine, is_["candidate_set_ids"][0]).features.astype(np.float64)
-    np.random.RandomState(42).shuffle(probs)
-    scores = []
-    for part in np.array_split(probs, 10):
-        py = part.mean(0, keepdims=True)
-        scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(py)), axis=1))))
-    assert is_["value"] == pytest.approx(np.mean(scores), rel=1e-9)
-    assert is_["split_std"] == pytest.approx(np.std(scores), rel=1e-6)
+    in_order = reference_is(probs)
+    assert is_["value"] == pytest.approx(in_order[0], rel=1e-9)
+    assert is_["split_std"] == pytest.approx(in_order[1], rel=1e-6)
+    assert is_["details"]["is_split_order"] == "in_order" and "is_shuffle" not in is_["details"]
+    # Shuffled on request (RandomState(42) first): another number, recorded as such.
+    [shuffled] = sm.compute_metric(engine, "is50k", other, options=sm.MetricOptions(is_split_order="shuffled"))
+    mixed = probs.copy()
+    np.random.RandomState(42).shuffle(mixed)
+    assert shuffled["value"] == pytest.approx(reference_is(mixed)[0], rel=1e-9)
+    assert shuffled["details"]["is_shuffle"] == "RandomState(42)"
+    assert abs(shuffled["value"] - is_["value"]) > 1e-6  # rows grouped by video: the order matters
     assert is_["value"] > 1.0 and is_["reference_set_ids"] == [] and is_["n_real"] is None
 
     # ISV: C3D 16-frame clips, one per video.

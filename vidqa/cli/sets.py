@@ -103,6 +103,10 @@ def metrics_compute(
     ),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap replicates for a confidence interval (0: none)."),
     alpha: float = typer.Option(0.05, "--alpha", help="CI level is 1 - alpha."),
+    is_split_order: str = typer.Option(
+        "in_order", "--is-split-order", help="IS/ISV splits: in_order (as StyleGAN2-ADA, StyleGAN-V, data-juicer) "
+        "or shuffled (RandomState(42) first; mixes videos across splits, changes the value)."
+    ),
     detector_path: Optional[str] = typer.Option(None, "--detector-path", help="Detector file or folder."),
     video_key: str = typer.Option("video_path", "--video-key"),
     refresh: bool = typer.Option(False, "--refresh", help="Extract candidate features again even if stored."),
@@ -119,6 +123,7 @@ def metrics_compute(
             metrics=_metrics(metric), reference=reference, candidate=source, where=where, level=level,
             num_runs=num_runs, seed=seed, height=height, width=width, candidate_offset=candidate_offset,
             bootstrap=bootstrap, alpha=alpha, detector_path=detector_path, video_key=video_key, refresh=refresh,
+            is_split_order=is_split_order,
         )
         output = Format(fmt)
     except ValueError as exc:

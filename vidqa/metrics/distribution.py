@@ -222,7 +222,8 @@ def mean_cov(features: Any, ddof: int = COVARIANCE_DDOF) -> tuple[np.ndarray, np
 class FrechetDistance(NamedTuple):
     """value = mean_term + trace_term; ``eps_added`` is 0 unless the eps*I retry was needed;
     ``max_imag`` is the largest |imaginary part| of the sqrtm used (dropped);
-    ``sqrtm_residual`` is ``||X X - A||_F / ||A||_F`` for that sqrtm."""
+    ``sqrtm_residual`` is ``||X X - A||_F / ||A||_F`` for that sqrtm; ``raw_value`` is the sum
+    before negative rounding error is clamped to 0 (``value = max(raw_value, 0)``)."""
 
     value: float
     mean_term: float
@@ -231,6 +232,7 @@ class FrechetDistance(NamedTuple):
     max_imag: float
     sqrtm_residual: float
     sqrt_method: str = "sqrtm"
+    raw_value: float = 0.0
 
 
 def _sqrtm_checked(product: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -273,7 +275,10 @@ def frechet_distance_with_info(
     * otherwise it is recomputed for ``(S1 + eps I)(S2 + eps I)`` as pytorch-fid does
       (``eps_added``); if that is still bad a ``ValueError`` says why.
 
-    The imaginary part left (at most ``imag_atol``) is dropped.
+    The imaginary part left (at most ``imag_atol``) is dropped. Most singular covariances pass
+    these checks and take the plain ``sqrtm`` like every library; its rounding can leave a
+    slightly negative sum (two identical 2048-d sets: about -1.5e-4), which, FD being a squared
+    distance, is clamped to 0 (the sum is kept as ``raw_value``).
     """
     mu1 = _as_float64(mu1, "mu1", ndim=1)
     mu2 = _as_float64(mu2, "mu2", ndim=1)
@@ -314,10 +319,10 @@ def frechet_distance_with_info(
         trace_root = float(np.trace(root).real)
     mean_term = float(np.square(mu1 - mu2).sum())
     trace_term = float(np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root)
-    value = mean_term + trace_term
-    if not math.isfinite(value):
+    raw = mean_term + trace_term
+    if not math.isfinite(raw):
         raise ValueError("Frechet distance is not finite")
-    return FrechetDistance(value, mean_term, trace_term, eps_added, max_imag, residual, method)
+    return FrechetDistance(max(raw, 0.0), mean_term, trace_term, eps_added, max_imag, residual, method, raw)
 
 
 def _is_psd(sigma: np.ndarray, rtol: float = 1e-9) -> bool:

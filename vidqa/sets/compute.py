@@ -42,7 +42,11 @@ log = logging.getLogger(__name__)
 DEFAULT_HEIGHT, DEFAULT_WIDTH = 240, 320  # data-juicer's calc_metrics defaults
 KID_NUM_SUBSETS, KID_MAX_SUBSET = 100, 1000  # StyleGAN2-ADA / StyleGAN-V
 IS_NUM_SPLITS = 10
-ISV_SHUFFLE_SEED = 42  # StyleGAN-V shuffles C3D probabilities with RandomState(42) before splitting
+# IS/ISV splits are contiguous slices of the rows in the order they were extracted, as
+# StyleGAN2-ADA (is50k), StyleGAN-V (isv2048_ucf) and data-juicer cut them. Rows arrive grouped
+# by video, so a split holds few videos; "shuffled" mixes them first (RandomState(42)), an
+# explicit deviation that changes the number (15.70 vs 5.10 on grouped rows).
+IS_SHUFFLE_SEED = 42
 
 UNITS = {
     "fd": "squared distance in detector feature space",
@@ -206,10 +210,12 @@ class MetricOptions(BuildOptions):
     candidate_offset: Offset = "start"
     bootstrap: int = 0
     alpha: float = 0.05
+    is_split_order: str = "in_order"  # or "shuffled": see IS_SHUFFLE_SEED
 
 
 def _evaluate(metric: dist.MetricName, real: Optional[feature_store.StoredFeatures],
-              fake: feature_store.StoredFeatures, seed: int, device=None) -> dict[str, tuple[float, Optional[float], dict]]:
+              fake: feature_store.StoredFeatures, seed: int, device=None,
+              is_split_order: str = "in_order") -> dict[str, tuple[float, Optional[float], dict]]:
     """``{quantity: (value, split_std, details)}`` for one run."""
     if metric.family == "frechet":
         info = dist.frechet_distance_with_info(real.mean, real.cov, fake.mean, fake.cov)
@@ -221,26 +227,30 @@ def _evaluate(metric: dist.MetricName, real: Optional[feature_store.StoredFeatur
         if len(fake.features) < IS_NUM_SPLITS:
             raise SetMetricError(f"{metric.name} splits its samples into {IS_NUM_SPLITS} parts and needs at least "
                                  f"{IS_NUM_SPLITS}; only {len(fake.features)} were usable")
-        score = dist.inception_score(_shuffled(fake.features), IS_NUM_SPLITS)
+        score = dist.inception_score(_split_order(fake.features, is_split_order), IS_NUM_SPLITS)
         return {"is": (score.mean, score.std, {"splits": len(score.split_scores)})}
     pr = dist.precision_recall(real.features, fake.features, nhood_size=metric.nhood, device=device)
     return {"precision": (pr.precision, None, {}), "recall": (pr.recall, None, {})}
 
 
-def _shuffled(probs: np.ndarray) -> np.ndarray:
-    """Rows in StyleGAN-V's ISV order (RandomState(42) shuffle), so that IS splits mix videos."""
+def _split_order(probs: np.ndarray, order: str) -> np.ndarray:
+    """The rows IS cuts into splits: as extracted (the references), or shuffled on request."""
+    if order == "in_order":
+        return probs
+    if order != "shuffled":
+        raise ValueError(f"is_split_order must be in_order or shuffled, not {order!r}")
     probs = np.array(probs, dtype=np.float64)
-    np.random.RandomState(ISV_SHUFFLE_SEED).shuffle(probs)
+    np.random.RandomState(IS_SHUFFLE_SEED).shuffle(probs)
     return probs
 
 
-def _bootstrap_fn(metric: dist.MetricName, quantity: str, seed: int):
+def _bootstrap_fn(metric: dist.MetricName, quantity: str, seed: int, is_split_order: str = "in_order"):
     if metric.family == "frechet":
         return lambda r, f: dist.frechet_distance_from_features(r, f)
     if metric.family == "kernel":
         return lambda r, f: dist.kernel_inception_distance(r, f, KID_NUM_SUBSETS, KID_MAX_SUBSET, seed).mean
     if metric.family == "inception_score":
-        return lambda f: dist.inception_score(_shuffled(f), IS_NUM_SPLITS).mean
+        return lambda f: dist.inception_score(_split_order(f, is_split_order), IS_NUM_SPLITS).mean
     return lambda r, f: getattr(dist.precision_recall(r, f, nhood_size=metric.nhood), quantity)
 
 
@@ -289,7 +299,8 @@ def compute_metric(
                                      seed=seed, offset="random")
             real = ensure_feature_set(engine, storage, ref, real_spec, detector, progress=report("reference"))
             real_sets.append(real)
-        values = _evaluate(metric, real.data() if real else None, fake.data(), seed, detector.device)
+        values = _evaluate(metric, real.data() if real else None, fake.data(), seed, detector.device,
+                           options.is_split_order)
         for quantity, (value, split_std, details) in values.items():
             runs.setdefault(quantity, []).append(float(value))
             if split_std is not None:
@@ -306,7 +317,7 @@ def compute_metric(
     cis: dict[str, dist.BootstrapInterval] = {}
     if options.bootstrap:
         for quantity in runs:
-            fn = _bootstrap_fn(metric, quantity, options.seed)
+            fn = _bootstrap_fn(metric, quantity, options.seed, options.is_split_order)
             sets = ([real_sets[0].data().features] if real_sets else []) + [fake_sets[0].data().features]
             cis[quantity] = dist.bootstrap_ci(fn, *sets, n_boot=options.bootstrap, alpha=options.alpha,
                                               seed=options.seed)
@@ -334,7 +345,9 @@ def compute_metric(
                      "reused_feature_sets": [s.id for s in real_sets + fake_sets if s.reused],
                      **({"kid_subsets": KID_NUM_SUBSETS, "kid_max_subset_size": KID_MAX_SUBSET}
                         if metric.family == "kernel" else {}),
-                     **({"is_splits": IS_NUM_SPLITS, "is_shuffle": f"RandomState({ISV_SHUFFLE_SEED})"}
+                     **({"is_splits": IS_NUM_SPLITS, "is_split_order": options.is_split_order,
+                         **({"is_shuffle": f"RandomState({IS_SHUFFLE_SEED})"}
+                            if options.is_split_order == "shuffled" else {})}
                         if metric.family == "inception_score" else {})},
             vidqa_version=__version__,
         ))
