@@ -23,6 +23,12 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, CacheIntegrityError) or s3.is_transient(exc)
 
 
+def _endpoint_trouble(exc: BaseException) -> bool:
+    # A torn transfer that fails its integrity check is retried, but says nothing of the
+    # endpoint's health: only network trouble and throttling feed its breaker.
+    return s3.is_transient(exc) and not isinstance(exc, CacheIntegrityError)
+
+
 def _retryable(exc: BaseException) -> bool:
     # An open breaker is not retried: the endpoint was found down by the requests before.
     return _transient(exc) and not isinstance(exc, breaker.EndpointDown)
@@ -47,7 +53,7 @@ class Storage:
         """One object's request, retried, each attempt behind its endpoint's circuit breaker
         (so an outage stops the retries of the object that found it, and every object after)."""
         endpoint = self.s3_options.endpoint_url or "AWS S3"
-        return call_with_retries(lambda: breaker.guarded(endpoint, fn, _transient), is_transient=_retryable,
+        return call_with_retries(lambda: breaker.guarded(endpoint, fn, _endpoint_trouble), is_transient=_retryable,
                                  attempts=self.attempts, base_delay_s=self.base_delay_s, what=what)
 
     # -- listing ---------------------------------------------------------------------
