@@ -78,9 +78,11 @@ def test_emscore_through_the_pipeline_matches_float64_numpy(tiny_clip, tmp_path,
     tok = [enc.token_embeddings[i][enc.mask[i]].double().numpy() for i in range(3)]
     ids = [enc.token_ids[i][enc.mask[i]].tolist() for i in range(3)]
     glob = enc.global_embeddings.double().numpy()
-    corpus_ids = [encode_text_tokens(clip, [t]).token_ids[0][encode_text_tokens(clip, [t]).mask[0]].tolist()
-                  for t in corpus]
+    # The reference code's documents: each tokenized row as padded to the 77-token context,
+    # so the padding id 0 is in every one (tests/test_emscore_idf.py checks the table itself).
+    corpus_ids = [encode_text_tokens(clip, [t]).token_ids[0].tolist() for t in corpus]
     idf, unseen, eos_idf = numpy_idf(corpus_ids)
+    assert idf[0] == 0.0
     eos = ids[0][-1]
 
     def weights(seq):

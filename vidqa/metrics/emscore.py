@@ -72,12 +72,15 @@ class IdfTable:
         )
 
 
-def idf_table(corpus: Sequence[Sequence[int]]) -> IdfTable:
-    """IDF over ``corpus``: token-id sequences running from SOS to EOS inclusive (no padding).
+def idf_table(corpus: Sequence[Sequence[int]], *, pad: tuple[int, int] | None = None) -> IdfTable:
+    """IDF over ``corpus``: token-id sequences running from SOS to EOS inclusive.
 
     The corpus is the whole set of documents being scored (the references when there are
-    any, else the candidates), never copies of one caption. Unlike the reference code, the
-    tokenizer's padding ids are not part of a document.
+    any, else the candidates). ``pad = (pad_id, context_length)`` counts each document as
+    the reference code does (ShiYaya/emscore ``get_idf_dict`` over ``clip.tokenize``, rows
+    padded to the context length): a document shorter than ``context_length`` also holds
+    ``pad_id``, which is then in every such document (idf about 0) and one of the values
+    EOS's mean is taken over. ``pad=None`` counts real tokens only.
     """
     documents = [[int(t) for t in doc] for doc in corpus]
     if not documents or any(len(doc) == 0 for doc in documents):
@@ -85,6 +88,9 @@ def idf_table(corpus: Sequence[Sequence[int]]) -> IdfTable:
     eos_ids = {doc[-1] for doc in documents}
     if len(eos_ids) != 1:
         raise ValueError(f"corpus sequences must all end with the same EOS id, found {sorted(eos_ids)}")
+    if pad is not None:
+        pad_id, length = pad
+        documents = [doc + [pad_id] if len(doc) < length else doc for doc in documents]
     m = len(documents)
     df: dict[int, int] = {}
     for doc in documents:

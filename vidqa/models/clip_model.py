@@ -734,6 +734,13 @@ def text_token_ids(clip: ClipModel, texts: Sequence[str]) -> list[list[int]]:
     return [row[: int(e) + 1].tolist() for row, e in zip(ids, eos)]
 
 
+def text_padding(clip: ClipModel) -> tuple[int, int]:
+    """``(pad_id, context_length)`` of the model's tokenizer: what its rows are padded with,
+    and to what length (open_clip's SimpleTokenizer: 0 and 77)."""
+    row = clip.tokenizer(["a"])[0]
+    return int(row[-1]), int(row.shape[0])
+
+
 def clip_weight_files(name: str, pretrained: str | None, models_dir: Path) -> list[WeightFile]:
     """What ``load_clip(name, pretrained)`` needs; nothing for random init or local files."""
     name, pretrained = canonical_clip_id(name, pretrained)

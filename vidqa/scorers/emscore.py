@@ -11,7 +11,7 @@ from pydantic import Field
 
 from vidqa.errors import ScorerError
 from vidqa.metrics.emscore import METRICS, SCORE_TYPES, emscore, frame_details, idf_table, idf_weights
-from vidqa.models.clip_model import encode_text_tokens, text_token_ids
+from vidqa.models.clip_model import encode_text_tokens, text_padding, text_token_ids
 from vidqa.video.sampling import SamplingSpec
 from vidqa.hashing import stable_hash
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
@@ -32,6 +32,12 @@ class EMScoreConfig(ClipBasedConfig):
     score_types: list[ScoreType] = Field(list(SCORE_TYPES), description="Score types to store.")
     metrics: list[MetricName] = Field(list(METRICS), description="Metrics to store for each score type.")
     idf: bool = Field(True, description="IDF token weights over the whole input set (references, else candidates).")
+    idf_corpus: Literal["reference", "distinct"] = Field(
+        "reference", description="How the IDF documents are counted. reference: as the EMScore code, one document "
+        "per (row, reference) pair (a reference shared by k candidates counts k times; else one per candidate), "
+        "tokenized to the padded context length (the padding token joins the EOS mean). distinct: each distinct "
+        "(video, text) once, real tokens only.",
+    )
     return_all_frames: bool = Field(False, description="Store per-frame scores in each score's details.")
 
 
@@ -63,21 +69,30 @@ class EMScoreScorer(ClipBasedScorer):
         return {"candidate": candidate, "references": refs}
 
     def context_for(self, rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-        """The IDF corpus of a whole source: every distinct (video, reference) document, or
-        the candidates when no row has references."""
+        """The IDF corpus of a whole source: its references (else its candidates), one per
+        row and reference as the reference code flattens them, or once per distinct (video,
+        text) under ``idf_corpus: distinct``."""
         if not self.config.idf:
             return {}
         refs, cands = {}, {}
-        for uri, fields in rows:
+        for n, (uri, fields) in enumerate(rows):
             try:
                 inputs = self.inputs(fields)
             except ScorerError:
                 continue
-            for r in inputs["references"]:
-                refs[(uri, r)] = r
-            cands[(uri, inputs["candidate"])] = inputs["candidate"]
+            row = n if self.config.idf_corpus == "reference" else uri
+            for k, r in enumerate(inputs["references"]):
+                refs[(row, k if self.config.idf_corpus == "reference" else r)] = r
+            cands[(row, inputs["candidate"])] = inputs["candidate"]
         corpus = list(refs.values()) or list(cands.values())
         return {"idf_corpus": corpus} if corpus else {}
+
+    def identity(self) -> dict[str, Any]:
+        record = super().identity()
+        if not self.config.idf or self.config.idf_corpus == "distinct":
+            # The computation before the option existed: its scores keep their hash.
+            record["config"].pop("idf_corpus", None)
+        return record
 
     @property
     def _idf_corpus(self) -> list[str]:
@@ -90,7 +105,9 @@ class EMScoreScorer(ClipBasedScorer):
 
     def load(self) -> None:
         if self._idf_corpus:
-            self._idf = idf_table(text_token_ids(self.clip_model, self._idf_corpus))
+            documents = text_token_ids(self.clip_model, self._idf_corpus)
+            pad = text_padding(self.clip_model) if self.config.idf_corpus == "reference" else None
+            self._idf = idf_table(documents, pad=pad)
 
     # -- scoring ---------------------------------------------------------------------------
 
