@@ -118,3 +118,19 @@ def test_many_sparse_frames_decode_exactly():
     assert len(frames) == 80
     full = all_frames_rgb(VFR, probe.display_width, probe.display_height)
     np.testing.assert_array_equal(frames.array, full[::2])
+
+
+def test_the_frame_cap_is_never_silent(counter):
+    """counter.mp4 has 30 frames: `all` under a cap of 10 is an error that says how to raise
+    it; every_n_frames capped at 3 records how many frames the cap left out."""
+    from vidqa.cli.params import parse_sampling
+    from vidqa.errors import VideoError
+
+    with pytest.raises(VideoError, match=r"sampling all: the clip has 30 frames, over max_frames 10; raise the cap "
+                                         r"\(--sampling all:30"):
+        SamplingSpec(method="all", max_frames=10).sample(COUNTER, counter)
+    whole = SamplingSpec(**parse_sampling("all:30")).sample(COUNTER, counter)
+    assert (len(whole), whole.capped, whole.summary()["capped"]) == (30, 0, 0)
+    capped = SamplingSpec(method="every_n_frames", step=2, max_frames=3).sample(COUNTER, counter)
+    assert capped.indices.tolist() == [0, 2, 4] and capped.summary()["capped"] == 15 - 3
+    assert parse_sampling("all") == {"method": "all"}

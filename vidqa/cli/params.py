@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 def parse_sampling(text: str) -> dict[str, Any]:
     """``uniform:16``, ``every_n_seconds:1``, ``every_n_frames:5``, ``keyframes``,
-    ``fractions:0.1,0.5,0.9``, ``all``."""
+    ``fractions:0.1,0.5,0.9``, ``all`` (at most 1024 frames, else an error), ``all:N`` (at most N)."""
     method, _, arg = text.partition(":")
     if method == "uniform":
         return {"method": method, "n": int(arg or 16)}
@@ -18,8 +18,10 @@ def parse_sampling(text: str) -> dict[str, Any]:
         return {"method": method, "fractions": [float(x) for x in arg.split(",")]}
     if method in ("keyframes", "all") and not arg:
         return {"method": method}
+    if method == "all":
+        return {"method": method, "max_frames": int(arg)}
     raise ValueError(f"--sampling {text!r}: use uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
-                     "fractions:a,b,c or all")
+                     "fractions:a,b,c, all or all:MAX_FRAMES")
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def run(
     ),
     sampling: Optional[str] = typer.Option(
         None, "--sampling", help="For every scorer: uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
-        "fractions:a,b,c, all."
+        "fractions:a,b,c, all (an error past 1024 frames), all:MAX_FRAMES."
     ),
     frames: Optional[int] = typer.Option(None, "--frames", "-n", help="Shorthand for --sampling uniform:N."),
     max_size: Optional[int] = typer.Option(None, "--max-size", help="Downscale frames so the longer side is at most this."),

@@ -39,6 +39,8 @@ class Frames:
     # Frames that were asked for but could not be decoded (corrupt data).
     missing_indices: list[int] = field(default_factory=list)
     decode_errors: list[str] = field(default_factory=list)
+    # Frames the sampling chose but its max_frames cap left out (0: none).
+    capped: int = 0
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -60,6 +62,7 @@ class Frames:
             "requested": self.requested,
             "frame_indices": self.indices.tolist(),
             "skipped_corrupt": self.missing_indices,
+            "capped": self.capped,
         }
 
 

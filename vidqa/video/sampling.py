@@ -12,6 +12,7 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vidqa.errors import VideoError
 from vidqa.video.decode import Frames, decode_frames
 from vidqa.video.probe import VideoProbe
 
@@ -147,7 +148,11 @@ class SamplingSpec(BaseModel):
         return self.indices(probe, start, end)
 
     def indices(self, probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> np.ndarray:
-        """The distinct frames to decode, in order."""
+        """The distinct frames to decode, in order (at most ``max_frames``)."""
+        return self._chosen(probe, start, end)[: self.max_frames]
+
+    def _chosen(self, probe: VideoProbe, start: int, end: Optional[int]) -> np.ndarray:
+        """The frames the method picks, before the ``max_frames`` cap."""
         if self.method == "linspace":
             return np.unique(self.positions(probe, start, end))
         if self.method == "uniform":
@@ -163,13 +168,23 @@ class SamplingSpec(BaseModel):
         else:
             s, e, _, _ = _span(probe, start, end)
             idx = np.arange(s, e, dtype=np.int64)
-        return idx[: self.max_frames]
+        return idx
 
     def sample(self, path: str, probe: VideoProbe, start: int = 0, end: Optional[int] = None) -> Frames:
-        indices = self.indices(probe, start, end)
+        """Decode the chosen frames. The ``max_frames`` cap is never silent: ``all`` over more
+        frames than the cap is an error that says how to raise it; another method's cap is
+        recorded (``Frames.capped``: frames the cap left out)."""
+        chosen = self._chosen(probe, start, end)
+        if self.method == "all" and len(chosen) > self.max_frames:
+            raise VideoError(f"sampling all: the clip has {len(chosen)} frames, over max_frames {self.max_frames}; "
+                             f"raise the cap (--sampling all:{len(chosen)}, or the scorer's sampling.max_frames) "
+                             "or sample fewer frames", stage="decode")
+        indices = chosen[: self.max_frames]
         # The fallback frame of a span without key frames is not a key frame: decode it fully.
         keyframes_only = self.method == "keyframes" and bool(np.isin(indices, probe.keyframe_indices).all())
-        return decode_frames(path, probe, indices, max_size=self.max_size, keyframes_only=keyframes_only)
+        frames = decode_frames(path, probe, indices, max_size=self.max_size, keyframes_only=keyframes_only)
+        frames.capped = len(chosen) - len(indices)
+        return frames
 
 
 def sample_frames_uniform(path: str, probe: VideoProbe, n: int, max_size: Optional[int] = None) -> Frames:
