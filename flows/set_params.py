@@ -67,10 +67,11 @@ class DistributionMetricsParams(SamplingParams):
         description="start: first frames (StyleGAN-V, generated videos); random: random start like the reference.",
     )
     bootstrap: int = Field(0, ge=0, le=10000, title="Bootstrap replicates", description="0: no confidence interval.")
-    is_split_order: Literal["in_order", "shuffled"] = Field(
-        "in_order", title="IS split order",
-        description="in_order: contiguous splits of the rows as extracted (StyleGAN2-ADA, StyleGAN-V, data-juicer); "
-        "shuffled: rows shuffled first (RandomState(42)), which mixes videos across splits and changes the value.",
+    is_split_order: Literal["reference", "in_order", "shuffled"] = Field(
+        "reference", title="IS split order",
+        description="reference: as each metric's reference code (is50k: contiguous splits in extracted order, "
+        "StyleGAN2-ADA; isv2048_ucf: RandomState(42) shuffle first, StyleGAN-V/data-juicer); in_order or shuffled "
+        "force one rule (rows are grouped by video, so the rule changes the value).",
     )
     alpha: float = Field(0.05, gt=0, lt=1, title="CI alpha", description="0.05 gives a 95% interval.")
 

@@ -359,7 +359,7 @@ def test_frame_metrics_and_inception_scores(tmp_path, migrated_db, detectors, vi
     assert kid["value"] == pytest.approx(mmd, rel=1e-9)
 
     # IS from the stored probabilities (no output bias), 10 contiguous splits of the rows in
-    # their stored order, as StyleGAN2-ADA/StyleGAN-V `compute_is` slice them.
+    # their stored order, as StyleGAN2-ADA `compute_is` slices them.
     def reference_is(probs):
         n, scores = len(probs), []
         for i in range(10):
@@ -376,6 +376,7 @@ def test_frame_metrics_and_inception_scores(tmp_path, migrated_db, detectors, vi
     assert is_["details"]["is_split_order"] == "in_order" and "is_shuffle" not in is_["details"]
     # Shuffled on request (RandomState(42) first): another number, recorded as such.
     [shuffled] = sm.compute_metric(engine, "is50k", other, options=sm.MetricOptions(is_split_order="shuffled"))
+    assert shuffled["details"]["is_split_order"] == "shuffled"
     mixed = probs.copy()
     np.random.RandomState(42).shuffle(mixed)
     assert shuffled["value"] == pytest.approx(reference_is(mixed)[0], rel=1e-9)
@@ -386,6 +387,12 @@ def test_frame_metrics_and_inception_scores(tmp_path, migrated_db, detectors, vi
     # ISV: C3D 16-frame clips, one per video.
     [isv] = sm.compute_metric(engine, "isv2048_ucf", other)
     assert isv["n_fake"] == 10 and isv["detector"] == "c3d_ucf101" and 1.0 <= isv["value"] <= 101
+    # As StyleGAN-V's compute_isv: RandomState(42) shuffle, then 10 contiguous splits.
+    clip_probs = stored(engine, isv["candidate_set_ids"][0]).features.astype(np.float64)
+    shuffled_probs = clip_probs.copy()
+    np.random.RandomState(42).shuffle(shuffled_probs)
+    assert isv["value"] == pytest.approx(reference_is(shuffled_probs)[0], rel=1e-9)
+    assert isv["details"]["is_split_order"] == "shuffled"
     two = tmp_path / "two"
     two.mkdir()
     for i in range(2):

@@ -104,8 +104,8 @@ def metrics_compute(
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap replicates for a confidence interval (0: none)."),
     alpha: float = typer.Option(0.05, "--alpha", help="CI level is 1 - alpha."),
     is_split_order: str = typer.Option(
-        "in_order", "--is-split-order", help="IS/ISV splits: in_order (as StyleGAN2-ADA, StyleGAN-V, data-juicer) "
-        "or shuffled (RandomState(42) first; mixes videos across splits, changes the value)."
+        "reference", "--is-split-order", help="IS/ISV splits: reference (is50k in order as StyleGAN2-ADA; "
+        "isv2048_ucf after StyleGAN-V's RandomState(42) shuffle), in_order or shuffled."
     ),
     detector_path: Optional[str] = typer.Option(None, "--detector-path", help="Detector file or folder."),
     video_key: str = typer.Option("video_path", "--video-key"),

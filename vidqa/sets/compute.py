@@ -42,11 +42,22 @@ log = logging.getLogger(__name__)
 DEFAULT_HEIGHT, DEFAULT_WIDTH = 240, 320  # data-juicer's calc_metrics defaults
 KID_NUM_SUBSETS, KID_MAX_SUBSET = 100, 1000  # StyleGAN2-ADA / StyleGAN-V
 IS_NUM_SPLITS = 10
-# IS/ISV splits are contiguous slices of the rows in the order they were extracted, as
-# StyleGAN2-ADA (is50k), StyleGAN-V (isv2048_ucf) and data-juicer cut them. Rows arrive grouped
-# by video, so a split holds few videos; "shuffled" mixes them first (RandomState(42)), an
-# explicit deviation that changes the number (15.70 vs 5.10 on grouped rows).
+# IS/ISV splits, as each metric's reference code cuts them ("reference"): is50k into
+# contiguous slices of the rows in their extracted order (StyleGAN2-ADA `compute_is`),
+# isv2048_ucf after a RandomState(42) shuffle (StyleGAN-V `compute_isv`, copied by
+# data-juicer). "in_order" / "shuffled" force one rule; rows arrive grouped by video, so the
+# rule changes the number.
 IS_SHUFFLE_SEED = 42
+IS_SPLIT_ORDERS = ("reference", "in_order", "shuffled")
+
+
+def is_split_order(metric: dist.MetricName, requested: str) -> str:
+    """The split rule that applies: ``in_order`` or ``shuffled``."""
+    if requested not in IS_SPLIT_ORDERS:
+        raise ValueError(f"is_split_order must be one of {', '.join(IS_SPLIT_ORDERS)}, not {requested!r}")
+    if requested == "reference":
+        return "shuffled" if metric.is_video else "in_order"
+    return requested
 
 UNITS = {
     "fd": "squared distance in detector feature space",
@@ -210,12 +221,12 @@ class MetricOptions(BuildOptions):
     candidate_offset: Offset = "start"
     bootstrap: int = 0
     alpha: float = 0.05
-    is_split_order: str = "in_order"  # or "shuffled": see IS_SHUFFLE_SEED
+    is_split_order: str = "reference"  # see IS_SPLIT_ORDERS
 
 
 def _evaluate(metric: dist.MetricName, real: Optional[feature_store.StoredFeatures],
               fake: feature_store.StoredFeatures, seed: int, device=None,
-              is_split_order: str = "in_order") -> dict[str, tuple[float, Optional[float], dict]]:
+              split_order: str = "reference") -> dict[str, tuple[float, Optional[float], dict]]:
     """``{quantity: (value, split_std, details)}`` for one run."""
     if metric.family == "frechet":
         info = dist.frechet_distance_with_info(real.mean, real.cov, fake.mean, fake.cov)
@@ -227,30 +238,30 @@ def _evaluate(metric: dist.MetricName, real: Optional[feature_store.StoredFeatur
         if len(fake.features) < IS_NUM_SPLITS:
             raise SetMetricError(f"{metric.name} splits its samples into {IS_NUM_SPLITS} parts and needs at least "
                                  f"{IS_NUM_SPLITS}; only {len(fake.features)} were usable")
-        score = dist.inception_score(_split_order(fake.features, is_split_order), IS_NUM_SPLITS)
+        score = dist.inception_score(_split_order(fake.features, is_split_order(metric, split_order)), IS_NUM_SPLITS)
         return {"is": (score.mean, score.std, {"splits": len(score.split_scores)})}
     pr = dist.precision_recall(real.features, fake.features, nhood_size=metric.nhood, device=device)
     return {"precision": (pr.precision, None, {}), "recall": (pr.recall, None, {})}
 
 
 def _split_order(probs: np.ndarray, order: str) -> np.ndarray:
-    """The rows IS cuts into splits: as extracted (the references), or shuffled on request."""
+    """The rows IS cuts into splits: as extracted, or shuffled (``order`` as resolved by
+    :func:`is_split_order`)."""
     if order == "in_order":
         return probs
-    if order != "shuffled":
-        raise ValueError(f"is_split_order must be in_order or shuffled, not {order!r}")
     probs = np.array(probs, dtype=np.float64)
     np.random.RandomState(IS_SHUFFLE_SEED).shuffle(probs)
     return probs
 
 
-def _bootstrap_fn(metric: dist.MetricName, quantity: str, seed: int, is_split_order: str = "in_order"):
+def _bootstrap_fn(metric: dist.MetricName, quantity: str, seed: int, split_order: str = "reference"):
     if metric.family == "frechet":
         return lambda r, f: dist.frechet_distance_from_features(r, f)
     if metric.family == "kernel":
         return lambda r, f: dist.kernel_inception_distance(r, f, KID_NUM_SUBSETS, KID_MAX_SUBSET, seed).mean
     if metric.family == "inception_score":
-        return lambda f: dist.inception_score(_split_order(f, is_split_order), IS_NUM_SPLITS).mean
+        order = is_split_order(metric, split_order)
+        return lambda f: dist.inception_score(_split_order(f, order), IS_NUM_SPLITS).mean
     return lambda r, f: getattr(dist.precision_recall(r, f, nhood_size=metric.nhood), quantity)
 
 
@@ -345,9 +356,9 @@ def compute_metric(
                      "reused_feature_sets": [s.id for s in real_sets + fake_sets if s.reused],
                      **({"kid_subsets": KID_NUM_SUBSETS, "kid_max_subset_size": KID_MAX_SUBSET}
                         if metric.family == "kernel" else {}),
-                     **({"is_splits": IS_NUM_SPLITS, "is_split_order": options.is_split_order,
+                     **({"is_splits": IS_NUM_SPLITS, "is_split_order": is_split_order(metric, options.is_split_order),
                          **({"is_shuffle": f"RandomState({IS_SHUFFLE_SEED})"}
-                            if options.is_split_order == "shuffled" else {})}
+                            if is_split_order(metric, options.is_split_order) == "shuffled" else {})}
                         if metric.family == "inception_score" else {})},
             vidqa_version=__version__,
         ))
