@@ -134,3 +134,19 @@ def test_the_frame_cap_is_never_silent(counter):
     capped = SamplingSpec(method="every_n_frames", step=2, max_frames=3).sample(COUNTER, counter)
     assert capped.indices.tolist() == [0, 2, 4] and capped.summary()["capped"] == 15 - 3
     assert parse_sampling("all") == {"method": "all"}
+
+
+def test_a_capped_sampling_is_counted_in_the_run_summary(tmp_path, migrated_db, prefect_api_url):
+    import re
+
+    from conftest import vidqa_cli
+
+    proc = vidqa_cli("run", COUNTER, "-c", str(_config(tmp_path)), "-s", "technical",
+                     env={"VIDQA_DATABASE_URL": migrated_db, "PREFECT_API_URL": prefect_api_url})
+    assert re.search(r"scores from capped frames\s*\S\s*1 \(max_frames cut", proc.stdout), proc.stdout
+
+
+def _config(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("technical:\n  sampling:\n    method: every_n_frames\n    step: 2\n    max_frames: 3\n")
+    return path

@@ -90,6 +90,9 @@ def _print_summary(s: RunSummary) -> None:
     if s.n_clips:
         table.add_row("clips scored", str(s.n_clips))
     table.add_row("scores written", str(s.n_scores_written))
+    if s.n_capped_scores:
+        table.add_row("scores from capped frames", f"{s.n_capped_scores} (max_frames cut their sampling; "
+                      "details.capped)")
     table.add_row("metrics", ", ".join(s.metrics))
     table.add_row("wall time", f"{s.wall_time_s:.1f} s")
     console.print(table)

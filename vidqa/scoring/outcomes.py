@@ -20,6 +20,8 @@ class VideoOutcome(BaseModel):
     clips: int = 0
     # A failure that a later run should try again (network, throttling).
     transient: bool = False
+    # Scores computed from frames a max_frames cap shortened (details.capped says by how much).
+    capped_scores: int = 0
 
 
 class ShardResult(BaseModel):
@@ -44,6 +46,7 @@ class RunSummary(BaseModel):
     n_failed: int = 0
     n_scores_written: int = 0
     n_clips: int = 0
+    n_capped_scores: int = 0
     wall_time_s: float = 0.0
     failures: list[dict[str, str]] = Field(default_factory=list)
     metrics: list[str] = Field(default_factory=list)
@@ -60,6 +63,7 @@ class RunSummary(BaseModel):
             s.n_videos += 1
             s.n_scores_written += o.scores_written
             s.n_clips += o.clips
+            s.n_capped_scores += o.capped_scores
             if o.status == "scored":
                 s.n_scored += 1
             elif o.status == "skipped":

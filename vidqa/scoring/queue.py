@@ -104,6 +104,7 @@ class ScoreQueue:
                                           self.run_id, p.input_hash)
                 return
             frame_info = job.item.frames.summary()
+            job.outcome.capped_scores += bool(job.item.frames.capped)
             values = {metric: (m.value, {**frame_info, **(m.details or {})}) for metric, m in result.items()}
             job.outcome.scores_written += repo.write_scores(
                 conn, job.clip_id, p.scorer.name, p.scorer.config_hash, values, self.run_id, p.input_hash
