@@ -126,7 +126,10 @@ def test_a_database_and_result_cache_of_the_previous_layout_need_no_recomputatio
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
     assert written["scores"] > 0 and written["scorer_failures"] > 0 and len(hashes) == 7  # 6 scorers + windows' technical
 
-    # The current code, same database, same result storage: every shard is a cache hit.
+    # The current code, same database, same result storage: every shard is a cache hit. EMScore
+    # names the previous layout's idf rule explicitly (`idf_corpus: distinct`, whose hash is the
+    # old one); its new default, the reference code's rule, is another identity (checked below).
+    jobs = [{**p, "emscore": {**p["emscore"], "idf_corpus": "distinct"}} if "emscore" in p else p for p in jobs]
     before = SCORER_CALLS.copy()
     for params in jobs:
         summary, flow_run_id = run_flow(score_videos, ScoreVideosParams.model_validate(params))
@@ -148,3 +151,11 @@ def test_a_database_and_result_cache_of_the_previous_layout_need_no_recomputatio
     again, hashes_again, runs = table_rows(migrated_db)
     assert again == written and hashes_again == hashes  # not one row added, not one identity new
     assert runs == 2 + 4
+    from vidqa.scoring.shard import prepare_scorers
+    from vidqa.storage import Storage
+
+    refs = Storage().list_videos(str(manifest))
+    default = ScoreVideosParams.model_validate({**jobs[0], "emscore": {k: v for k, v in jobs[0]["emscore"].items()
+                                                                       if k != "idf_corpus"}})
+    [emscore_default] = [s for s in prepare_scorers(default.scorer_specs(), refs) if s.name == "emscore"]
+    assert emscore_default.config_hash not in hashes  # old-rule scores are not reused for the new rule
