@@ -476,6 +476,12 @@ def test_cli_reference_metrics_and_sql_selected_candidates(tmp_path, migrated_db
     assert partial.returncode == 2 and "fvd2048_128f" in partial.stderr and "shorter than 128" in partial.stderr
     assert [r["metric"] for r in json.loads(partial.stdout)] == ["fid50k"]
 
+    # The unit travels with every value: in the table, the CSV and JSON.
+    assert selected[0]["unit"] == "squared distance in detector feature space"
+    table = vidqa_cli("metrics", "list", "--format", "csv", env=env).stdout.splitlines()
+    header = table[0].split(",")
+    assert header[header.index("value") + 1] == "unit" and "squared distance in detector feature space" in table[1]
+
     listed = json.loads(vidqa_cli("metrics", "list", "--format", "json", env=env).stdout)
     assert [r["id"] for r in listed][1:] == [direct[0]["id"], selected[0]["id"]]
     assert listed[0]["detector_sha256"] == load_detector("inception_v3_2015_12_05", detectors_dir).sha256

@@ -16,7 +16,7 @@ metrics_app = typer.Typer(help="Set-level metrics: FVD, KVD, ISV, PRV, FID, KID,
 
 METRIC_HELP = ("Metric name (repeat or comma-separate): fvd2048_16f, fvd2048_128f, fvd2048_128f_subsample8f, "
                "kvd2048_16f, isv2048_ucf, prv2048_3n_16f, fid50k, kid50k, is50k, pr50k_3n.")
-VALUE_COLUMNS = ["id", "metric", "quantity", "value", "run_std", "split_std", "ci_low", "ci_high", "n_real", "n_fake",
+VALUE_COLUMNS = ["id", "metric", "quantity", "value", "unit", "run_std", "split_std", "ci_low", "ci_high", "n_real", "n_fake",
                  "candidate_source", "reference_name"]
 
 

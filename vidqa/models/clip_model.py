@@ -61,19 +61,22 @@ HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"
 
 @dataclass(frozen=True)
 class FramePreprocess:
-    """open_clip's inference preprocessing, batched on tensors.
-
-    Reproduces ``open_clip.image_transform(size, is_train=False, ...)`` applied to
-    ``PIL.Image.fromarray(frame)`` without a PIL round trip per frame:
+    """open_clip's inference preprocessing, batched: ``open_clip.image_transform(size,
+    is_train=False, ...)`` applied to ``PIL.Image.fromarray(frame)``.
 
     1. resize -- ``shortest``: the shorter side to ``size`` and the longer one to
        ``int(size * long / short)`` (torchvision ``Resize(int)``); ``squash``: both sides to
-       ``size``. The filter is PIL's antialiased bicubic (or bilinear), which torch implements
-       as ``interpolate(..., antialias=True)``. PIL resamples horizontally then vertically and
-       rounds to uint8 after each pass; we round after each pass too, which makes the result
-       match PIL to the last bit on almost every pixel;
+       ``size``; PIL's antialiased bicubic (or bilinear);
     2. center crop ``size x size`` at ``(round((h - size) / 2), round((w - size) / 2))``;
     3. ``x / 255`` and ``(x - mean) / std`` per channel, in float32.
+
+    Frames on the CPU are resized by PIL itself, the function the reference code calls, so
+    the pixels are PIL's to the bit (and PIL's fixed-point resampler is faster on a CPU than
+    torch's float one). Frames going to a device (``device="cuda"``) are resized there with
+    ``interpolate(..., antialias=True)``, the same filter in float: rounded to uint8 after
+    each pass in PIL's order (:func:`pil_resamples_vertically_first`), it differs from PIL by
+    one level on about 0.02 % of the pixels, where PIL's fixed-point sum falls on the other
+    side of a rounding boundary.
     """
 
     size: int
@@ -96,28 +99,71 @@ class FramePreprocess:
         new_long = int(self.size * long / short)
         return (new_long, self.size) if width <= height else (self.size, new_long)
 
-    def __call__(self, frames: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
-        """RGB uint8 frames ``(N, H, W, 3)`` -> normalised float32 ``(N, 3, size, size)``."""
+    def __call__(
+        self,
+        frames: np.ndarray | torch.Tensor,
+        device: torch.device | str | None = None,
+        resampler: str | None = None,
+    ) -> torch.Tensor:
+        """RGB uint8 frames ``(N, H, W, 3)`` -> normalised float32 ``(N, 3, size, size)`` on
+        ``device``. ``resampler``: ``pil`` or ``tensor``; by default PIL for frames on the CPU
+        and the tensor resampler for frames on (or going to) another device."""
         x = _as_uint8_nhwc(frames)
         if device is not None:
             x = x.to(device)  # move uint8, not float: 4x less to copy
-        x = x.permute(0, 3, 1, 2).float()
-        height, width = x.shape[-2:]
+        if resampler is None:
+            resampler = "pil" if x.device.type == "cpu" else "tensor"
+        if resampler not in ("pil", "tensor"):
+            raise ValueError(f"unknown resampler {resampler!r}: pil or tensor")
+        height, width = x.shape[1:3]
         out_h, out_w = self.resized_shape(height, width)
-        if out_w != width:
-            x = self._resample(x, height, out_w)
-        if out_h != height:
-            x = self._resample(x, out_h, out_w)
         top = int(round((out_h - self.size) / 2.0))
         left = int(round((out_w - self.size) / 2.0))
-        x = x[..., top : top + self.size, left : left + self.size] / 255.0
+        if resampler == "pil":
+            x = self._resize_pil(x.cpu(), out_h, out_w).to(x.device)
+        else:
+            x = self._resize_tensor(x, out_h, out_w)
+        x = x[..., top : top + self.size, left : left + self.size].float() / 255.0
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
 
-    def _resample(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        x = F.interpolate(x, size=(height, width), mode=self.interpolation, antialias=True, align_corners=False)
-        return x.round_().clamp_(0.0, 255.0)
+    def _resize_pil(self, x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+        """``(N, H, W, 3)`` uint8 -> ``(N, 3, out_h, out_w)`` uint8, each frame by PIL."""
+        from PIL import Image
+
+        if x.shape[1:3] == (out_h, out_w):
+            return x.permute(0, 3, 1, 2)
+        resample = Image.Resampling.BICUBIC if self.interpolation == "bicubic" else Image.Resampling.BILINEAR
+        frames = x.numpy()
+        out = np.empty((len(frames), out_h, out_w, 3), dtype=np.uint8)
+        for i, frame in enumerate(frames):
+            out[i] = np.asarray(Image.fromarray(frame).resize((out_w, out_h), resample))
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+    def _resize_tensor(self, x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2).float()
+        height, width = x.shape[-2:]
+        passes = [(out_h, width), (out_h, out_w)] if pil_resamples_vertically_first(height, width, out_h, out_w) \
+            else [(height, out_w), (out_h, out_w)]
+        for size in passes:
+            if size != tuple(x.shape[-2:]):
+                x = F.interpolate(x, size=size, mode=self.interpolation, antialias=True, align_corners=False)
+                x = x.round_().clamp_(0.0, 255.0)
+        return x
+
+
+def pil_resamples_vertically_first(height: int, width: int, out_h: int, out_w: int) -> bool:
+    """The order of Pillow's two resampling passes (``ImagingResampleInner``, Pillow 13).
+
+    Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many
+    rows as the width loses columns (``H - h > 0 and H - h > 2 (W - w)``), e.g. a portrait
+    1280x544 frame to 527x224; older Pillow always went horizontal first. Each pass rounds to
+    uint8, so the order moves up to 2 levels on about 5 % of the pixels of such frames: the
+    order is PIL's current one so that frames from rotated (portrait) videos match it too.
+    """
+    shrink_rows, shrink_cols = height - out_h, width - out_w
+    return shrink_rows > 0 and shrink_rows > 2 * shrink_cols
 
 
 def _as_uint8_nhwc(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.Tensor:
