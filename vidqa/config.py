@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         "(`dask worker --resources GPU=1`), so one GPU runs one shard at a time.",
     )
     ffmpeg_binary: str = "ffmpeg"
+    decoder: Literal["auto", "torchcodec", "ffmpeg"] = Field(
+        "auto", description="How frames are decoded: torchcodec in the process (byte-identical frames, no "
+        "process per video), the ffmpeg binary, or auto: torchcodec where it loads and the decode allows "
+        "(square pixels, displayed size, no corrupt frame), else the ffmpeg binary.",
+    )
     ffprobe_binary: str = "ffprobe"
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.
     max_pixels: int = 8192 * 8192

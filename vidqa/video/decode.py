@@ -1,4 +1,5 @@
-"""Decode chosen frames of a video with the ffmpeg binary, as displayed, with exact timestamps.
+"""Decode chosen frames of a video as displayed, with exact timestamps: in the process with
+torchcodec where it can (``vidqa.video.in_process``), else with the ffmpeg binary.
 
 Frames are identified by their presentation timestamp (PTS) from the probe, so variable
 frame rate is exact. One ffmpeg process decodes every requested frame of a video in a
@@ -19,6 +20,8 @@ import numpy as np
 
 from vidqa.config import get_settings
 from vidqa.errors import VideoError
+from vidqa.video.in_process import Unsupported, decode_in_process
+from vidqa.video.in_process import available as in_process_available
 from vidqa.video.probe import VideoProbe
 
 # ffmpeg's expression parser recurses once per term and gives up on long sums; above
@@ -180,6 +183,16 @@ def _check_memory(n_frames: int, width: int, height: int) -> None:
                          "(--max-size)", stage="decode")
 
 
+def _in_process_allowed() -> bool:
+    choice = get_settings().decoder
+    if choice == "ffmpeg":
+        return False
+    reason = in_process_available()
+    if reason and choice == "torchcodec":
+        raise RuntimeError(f"VIDQA_DECODER=torchcodec, but {reason}; install torchcodec or set VIDQA_DECODER=auto")
+    return reason is None
+
+
 def decode_frames(
     path: str,
     probe: VideoProbe,
@@ -209,6 +222,14 @@ def decode_frames(
         downscale = bool(max_size)
     _check_memory(len(wanted), width, height)
     times = probe.frame_times
+    if size is None and not downscale and _in_process_allowed():
+        try:
+            array = decode_in_process(path, probe, wanted)
+        except Unsupported:
+            pass  # the ffmpeg binary decodes it, and reports what it could not
+        else:
+            idx = np.asarray(wanted, dtype=np.int64)
+            return Frames(array=array, indices=idx, timestamps=times[idx], requested=len(wanted))
     index_of_pts = {int(probe.frame_pts[i]): i for i in wanted}
     got: dict[int, np.ndarray] = {}
     errors: list[str] = []
