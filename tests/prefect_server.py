@@ -53,7 +53,9 @@ class PrefectServer:
         self.home, self.port = home, port
         self.api_url = f"http://127.0.0.1:{port}/api"
         self.log = home / "server.log"
-        self.http = httpx.Client(base_url=self.api_url, timeout=30)
+        # Generous: with workers, flow-run processes and their scorers loading on two cores,
+        # the server's SQLite answers a filter in tens of seconds at worst (a 30 s limit timed out in CI).
+        self.http = httpx.Client(base_url=self.api_url, timeout=httpx.Timeout(120.0, connect=10.0))
 
     def client_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "VIDQA_"))}

@@ -100,3 +100,37 @@ def test_the_setting_chooses_the_decoder(decoder, monkeypatch):
     decoder("ffmpeg")
     with pytest.raises(RuntimeError, match="ffmpeg binary '/nonexistent/ffmpeg' not found"):
         decode_frames(path, probe, [0, 10, 200])
+
+
+@pytest.mark.parametrize("path", SAMPLE_VIDEOS, ids=lambda p: p.name)
+def test_the_probes_frame_table_is_torchcodecs_own_scan(path):
+    """The in-process decoder seeks with the probe's frame table instead of scanning the file
+    again; it must be the table torchcodec's own exact scan builds (frames and key frames)."""
+    from torchcodec._core import _get_key_frame_indices
+    from torchcodec.decoders import VideoDecoder
+
+    probe = probe_video(str(path))
+    scanned = VideoDecoder(str(path), seek_mode="exact", stream_index=probe.stream_index)
+    assert scanned.metadata.num_frames == probe.frame_count
+    assert np.array_equal(_get_key_frame_indices(scanned._decoder).numpy(), probe.keyframe_indices)
+    assert probe.frame_durations.shape == probe.frame_pts.shape
+
+
+def test_the_video_stream_is_the_probes_when_audio_comes_first(tmp_path, decoder):
+    """Packets, frames and the in-process decoder all follow the probe's video stream, which
+    here is the container's second stream."""
+    path = str(tmp_path / "audio-first.mp4")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=2",
+                    "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-map", "1:a", "-map", "0:v",
+                    "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p", "-c:a", "aac", path], check=True)  # fmt: skip
+    probe = probe_video(path)
+    assert probe.stream_index == 1 and probe.has_audio
+    counted = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+                              "stream=nb_read_packets", "-of", "csv=p=0", path],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert probe.frame_count == int(counted) == 30
+    assert probe.keyframe_indices.tolist() == [0, 10, 20]
+    assert np.allclose(probe.frame_durations * float(probe.time_base), 1 / 15)
+    binary, auto = both(decoder, path, probe, [0, 7, 29])
+    assert_same(binary, auto)
+    assert np.array_equal(decode_in_process(path, probe, [0, 7, 29]), auto.array)

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         "(square pixels, displayed size, no corrupt frame), else the ffmpeg binary.",
     )
     ffprobe_binary: str = "ffprobe"
+    decode_workers: int = Field(
+        1, ge=0, le=16, description="Videos fetched, probed and decoded ahead, in threads, while the "
+        "scorers score the clips already decoded (0: one after the other). Each holds at most one "
+        "video's frames (VIDQA_MAX_DECODE_MB).",
+    )
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 24 * 3600.0

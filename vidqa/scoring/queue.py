@@ -4,6 +4,7 @@ encoder batch) and written to the ledger."""
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -35,22 +36,37 @@ class Job:
 class ScoreQueue:
     """Clips waiting for each scorer; scored a batch at a time and written to the ledger.
     A scorer's models load when its first batch is due, so a shard with nothing left to
-    score loads none."""
+    score loads none.
 
-    def __init__(self, engine: Engine, run_id: Optional[uuid.UUID]):
+    ``score_on_submit`` scores a full batch in the thread that submits its last clip. Off,
+    ``submit`` only queues (decode threads call it) and the scoring thread calls
+    :meth:`score_full`: models are used from one thread only."""
+
+    def __init__(self, engine: Engine, run_id: Optional[uuid.UUID], score_on_submit: bool = True):
         self.engine = engine
         self.run_id = run_id
+        self.score_on_submit = score_on_submit
         self.jobs: dict[tuple[str, str], list[Job]] = defaultdict(list)
         self.scorers: dict[tuple[str, str], Scorer] = {}
+        self._lock = threading.Lock()
 
     def submit(self, job: Job) -> None:
         scorer = job.pending.scorer
         key = (scorer.name, scorer.config_hash)
-        self.scorers[key] = scorer
-        self.jobs[key].append(job)
-        job.outcome.scorers_run.append(scorer.name)
-        if len(self.jobs[key]) >= scorer.queue_size:
+        with self._lock:
+            self.scorers[key] = scorer
+            self.jobs[key].append(job)
+            job.outcome.scorers_run.append(scorer.name)
+            full = len(self.jobs[key]) >= scorer.queue_size
+        if full and self.score_on_submit:
             self._flush(key)
+
+    def score_full(self) -> None:
+        """Score every batch that is full."""
+        with self._lock:
+            full = [k for k, jobs in self.jobs.items() if len(jobs) >= self.scorers[k].queue_size]
+        for key in full:
+            self._flush(key, self.scorers[key].queue_size)
 
     def fail(self, clip_id: int, pending: Pending, reason: str) -> None:
         with self.engine.begin() as conn:
@@ -59,14 +75,21 @@ class ScoreQueue:
                                       self.run_id, pending.input_hash)
 
     def flush(self) -> None:
-        for key in list(self.jobs):
+        with self._lock:
+            keys = list(self.jobs)
+        for key in keys:
             self._flush(key)
 
-    def _flush(self, key: tuple[str, str]) -> None:
-        jobs = self.jobs.pop(key, [])
+    def _flush(self, key: tuple[str, str], limit: Optional[int] = None) -> None:
+        with self._lock:
+            queued = self.jobs.get(key, [])
+            jobs = queued[:limit] if limit else list(queued)
+            del queued[:len(jobs)]
+            if not queued:
+                self.jobs.pop(key, None)
+            scorer = self.scorers.get(key)
         if not jobs:
             return
-        scorer = self.scorers[key]
         # Not inside the try below: a model that does not load fails the shard (to be retried),
         # it is not every clip's recorded failure.
         scorer.setup()

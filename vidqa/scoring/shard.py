@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from vidqa.config import get_settings
 from vidqa.db import health, repository as repo
 from vidqa.errors import VideoError
 from vidqa.scorers import ClipNeeds, ScoreItem, Scorer, build_scorer
@@ -98,14 +100,15 @@ def score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage] = None
 def _score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage]) -> ShardResult:
     run_id = uuid.UUID(job.run_id) if job.run_id else None
     outcomes: dict[int, VideoOutcome] = {}
-    with ShardClaims(engine, run_id, f"shard {job.shard_index}") as claims:
-        shard = _Shard(engine, storage or Storage(), ScoreQueue(engine, run_id), build_scorers(job.scorers),
-                       job.clips, run_id, claims)
+    workers = get_settings().decode_workers
+    with ShardClaims(engine, run_id, f"shard {job.shard_index}") as claims, \
+            ThreadPoolExecutor(max(1, workers), thread_name_prefix="vidqa-decode") as pool:
+        queue = ScoreQueue(engine, run_id, score_on_submit=workers == 0)
+        shard = _Shard(engine, storage or Storage(), queue, build_scorers(job.scorers), job.clips, run_id, claims)
         todo = list(enumerate(job.refs))
         while todo:
             deferred: list[tuple[int, VideoRef, Deferred]] = []
-            for i, ref in todo:
-                outcome = prepare_video(shard, ref)
+            for i, ref, outcome in _prepared_in_order(shard, todo, pool, workers):
                 if isinstance(outcome, Deferred):
                     deferred.append((i, ref, outcome))
                 else:
@@ -123,6 +126,32 @@ def _score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage]) -> S
     for outcome in outcomes.values():
         outcome.scorers_run = sorted(set(outcome.scorers_run))
     return ShardResult(outcomes=[outcomes[i] for i in range(len(job.refs))])
+
+
+def _prepared_in_order(shard: _Shard, todo: list[tuple[int, VideoRef]], pool: ThreadPoolExecutor, workers: int):
+    """``(i, ref, outcome)`` of every video in ``todo``, in order. With ``workers`` > 0 that
+    many videos are fetched, probed and decoded ahead in ``pool`` while this thread scores
+    the full batches (models run in this thread only); frames held ahead are bounded by
+    ``workers`` videos besides the queued batches."""
+    if workers == 0:
+        for i, ref in todo:
+            yield i, ref, prepare_video(shard, ref)
+        return
+    ahead: deque[tuple[int, VideoRef, Future]] = deque()
+    try:
+        for i, ref in todo:
+            ahead.append((i, ref, pool.submit(prepare_video, shard, ref)))
+            while len(ahead) > workers or (ahead and ahead[0][2].done()):
+                j, r, future = ahead.popleft()
+                yield j, r, future.result()
+                shard.queue.score_full()
+        while ahead:
+            j, r, future = ahead.popleft()
+            yield j, r, future.result()
+            shard.queue.score_full()
+    finally:
+        for _, _, future in ahead:  # an error stops the shard: start nothing more
+            future.cancel()
 
 
 def prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome | Deferred:

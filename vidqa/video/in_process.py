@@ -1,8 +1,9 @@
 """In-process decoding with torchcodec (the PyTorch project's decoder over the FFmpeg
 libraries): no ffmpeg process and no raw-RGB pipe per video.
 
-torchcodec's exact seek mode indexes frames in presentation order, as the probe does, and
-applies the display matrix's rotation; its YUV -> RGB conversion is FFmpeg's own, so frames
+torchcodec seeks exactly with the probe's own frame table (presentation order, key frames,
+the probe's video stream; no second scan of the file) and applies the display matrix's
+rotation; its YUV -> RGB conversion is FFmpeg's own, so frames
 are byte-identical to the ffmpeg binary's full decode (checked on every shared sample video,
 tests/test_decode_backends.py). What it does not do the way the ffmpeg path does -- resample
 non-square pixels, shrink frames (its Resize is bilinear, the ffmpeg path uses the area
@@ -12,7 +13,7 @@ filter), report a corrupt frame and go on -- is answered with :class:`Unsupporte
 
 from __future__ import annotations
 
-import threading
+import json
 from functools import lru_cache
 from typing import Sequence
 
@@ -36,9 +37,14 @@ def available() -> str | None:
     return None
 
 
-# FFmpeg's decoders are not shared across threads; each call opens its own decoder, and
-# this lock only guards torchcodec's one-time library loading.
-_LOAD = threading.Lock()
+def frame_mappings(probe: VideoProbe) -> str:
+    """The probe's frame table in torchcodec's ``custom_frame_mappings`` form: its exact
+    seeking then uses the frames the probe counted instead of scanning the file again."""
+    keys = np.zeros(probe.frame_count, dtype=bool)
+    keys[probe.keyframe_indices] = True
+    durations = probe.frame_durations if probe.frame_durations.size == probe.frame_count else np.zeros(probe.frame_count, np.int64)
+    return json.dumps({"frames": [{"pts": p, "duration": d, "key_frame": int(k)}
+                                  for p, d, k in zip(probe.frame_pts.tolist(), durations.tolist(), keys.tolist())]})
 
 
 def decode_in_process(path: str, probe: VideoProbe, wanted: Sequence[int]) -> np.ndarray:
@@ -47,15 +53,14 @@ def decode_in_process(path: str, probe: VideoProbe, wanted: Sequence[int]) -> np
     stored = (probe.width, probe.height) if probe.rotation % 180 == 0 else (probe.height, probe.width)
     if (probe.display_width, probe.display_height) != stored:
         raise Unsupported(f"non-square pixels (sample aspect ratio {probe.sample_aspect_ratio})")
-    with _LOAD:
-        from torchcodec.decoders import VideoDecoder
+    from torchcodec.decoders import VideoDecoder
+
+    # Each call opens its own decoder: FFmpeg's decoders are not shared across threads.
     try:
-        decoder = VideoDecoder(path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1)
+        decoder = VideoDecoder(path, stream_index=probe.stream_index, dimension_order="NHWC",
+                               num_ffmpeg_threads=1, custom_frame_mappings=frame_mappings(probe))
     except Exception as exc:
         raise Unsupported(f"torchcodec cannot open it: {exc}") from exc
-    meta = decoder.metadata
-    if meta.num_frames != probe.frame_count:
-        raise Unsupported(f"torchcodec counts {meta.num_frames} frames, the probe {probe.frame_count}")
     try:
         batch = decoder.get_frames_at(list(wanted))
     except Exception as exc:  # corrupt data: the ffmpeg path skips the frame and reports it

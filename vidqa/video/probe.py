@@ -75,6 +75,10 @@ class VideoProbe:
     frame_pts: np.ndarray = field(repr=False)
     # Indices (into frame_pts) of the codec key frames.
     keyframe_indices: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    # Each frame's duration from its packet (stream time base; 0 where the container has none).
+    frame_durations: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    # The container's index of the video stream described here (not always the first stream).
+    stream_index: int = 0
     raw: dict = field(repr=False, default_factory=dict)
 
     @property
@@ -163,27 +167,28 @@ def _ffprobe(path: str, **kwargs: Any) -> dict:
     return json.loads(proc.stdout.decode("utf-8"))
 
 
-def _packet_pts(path: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Sorted presentation timestamps of the first video stream's packets, those of its key
-    frames, and how many packets lack a timestamp. Reads packets only, decodes nothing."""
-    out = _ffprobe(
-        path,
-        select_streams="v:0",
-        show_entries="packet=pts,dts,flags",
-        show_streams=None,
-    )
-    pts: list[int] = []
+def _video_packets(packets: list[dict], stream_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The video stream's frames from its packets: sorted presentation timestamps, each one's
+    duration (0 when the container gives none), the key frames' timestamps, and how many
+    packets lack a timestamp. Packets only: nothing is decoded."""
+    by_pts: dict[int, int] = {}
     key: list[int] = []
     missing = 0
-    for packet in out.get("packets", []):
+    for packet in packets:
+        if packet.get("stream_index") != stream_index:
+            continue
         value = packet.get("pts", packet.get("dts"))
         if value is None or value == "N/A":
             missing += 1
             continue
-        pts.append(int(value))
+        pts = int(value)
+        duration = packet.get("duration")
+        by_pts.setdefault(pts, int(duration) if isinstance(duration, int) and duration > 0 else 0)
         if "K" in packet.get("flags", ""):
-            key.append(int(value))
-    return np.unique(np.asarray(pts, dtype=np.int64)), np.unique(np.asarray(key, dtype=np.int64)), missing
+            key.append(pts)
+    pts = np.asarray(sorted(by_pts), dtype=np.int64)
+    durations = np.asarray([by_pts[p] for p in pts.tolist()], dtype=np.int64)
+    return pts, durations, np.unique(np.asarray(key, dtype=np.int64)), missing
 
 
 def probe_video(path: str) -> VideoProbe:
@@ -191,7 +196,9 @@ def probe_video(path: str) -> VideoProbe:
     settings = get_settings()
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)", stage="probe")
-    info = _ffprobe(path)
+    # One ffprobe process: the headers and every packet's timestamp (a second process for the
+    # packets cost as much again on short clips).
+    info = _ffprobe(path, show_entries="packet=stream_index,pts,dts,duration,flags")
     streams = info.get("streams", [])
     fmt = info.get("format", {})
     video = next((s for s in streams if s.get("codec_type") == "video"
@@ -210,7 +217,7 @@ def probe_video(path: str) -> VideoProbe:
         )
 
     time_base = _fraction(video.get("time_base")) or Fraction(1, 1000)
-    pts, key_pts, missing = _packet_pts(path)
+    pts, frame_durations, key_pts, missing = _video_packets(info.get("packets", []), int(video.get("index", 0)))
     if pts.size == 0:
         raise VideoError("video stream has no frames", stage="probe")
 
@@ -274,6 +281,8 @@ def probe_video(path: str) -> VideoProbe:
         bit_rate=int(bit_rate) if bit_rate and str(bit_rate).isdigit() else None,
         time_base=time_base,
         frame_pts=pts,
+        frame_durations=frame_durations,
+        stream_index=int(video.get("index", 0)),
         keyframe_indices=np.searchsorted(pts, key_pts),
         raw={"format": fmt, "streams": streams, "packets_without_pts": missing},
     )
