@@ -7,7 +7,8 @@ Clips: 100 H.264 clips of 2-4 s, 640x360 at 24-30 fps, made with ffmpeg's lavfi 
 (``--clips DIR`` reuses them). Models: open_clip's ViT-B/32 config with seeded random weights
 (speed does not depend on the weights; no download) and the real LAION v1 ViT-B/32 aesthetic
 head from ../shared/models. Both scorers read the same frames (1 per second, EMScore's
-default; the aesthetic head averages them), so each engine decodes once per clip.
+default; the aesthetic head averages them): vidqa decodes and encodes them once per clip for
+both, the reference way once per operator.
 
 Engines: the ffmpeg binary through a pipe, one video after the other (the engine before
 in-process decoding); torchcodec in the process; torchcodec with N videos decoded ahead in
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from vidqa.config import reload_settings  # noqa: E402
+from vidqa.config import get_settings, reload_settings  # noqa: E402
 from vidqa.db import get_engine, upgrade  # noqa: E402
 from vidqa.metrics.emscore import emscore  # noqa: E402
 from vidqa.models.aesthetic import aesthetic_scores  # noqa: E402
@@ -78,25 +79,37 @@ def make_clips(folder: Path, n: int) -> list[Path]:
 
 
 def reference_way(paths: list[Path]) -> tuple[dict[tuple[str, str], float], float]:
-    """Per video: probe, decode every frame in order (the operators' cv2 loop, here with the
-    ffmpeg binary so the pixels are vidqa's), keep 1 frame per second, encode them as one
-    batch, score. The text is encoded again for every video, as the operators do."""
+    """Each operator on its own, as the public ones run (EMScore's reference scorer, then an
+    aesthetic operator): per video, probe, decode every frame in order (their cv2 loop, here
+    with the ffmpeg binary so the pixels are vidqa's), keep 1 frame per second, encode them as
+    one batch, score; EMScore encodes the caption again for every video."""
     emscorer = build_scorer("emscore", SCORERS[0].config).setup()
     aesthetic = build_scorer("aesthetic", SCORERS[1].config).setup()
     clip = emscorer.clip_model
-    sampling = emscorer.sampling
     values = {}
     started = time.perf_counter()
-    for path in paths:
-        probe = probe_video(str(path))
-        wanted = {int(i) for i in sampling.indices(probe)}
-        frames = np.stack([f.copy() for n, f in enumerate(iter_frames(str(path), probe)) if n in wanted])
-        emb = encode_pixels(clip, clip.preprocess(frames), 64)
-        text = encode_text_tokens(clip, [CAPTION])
-        s = emscore(text.token_embeddings, text.mask, text.global_embeddings, None, frames=emb[None])
-        values[(path.name, "EMScore(X,V)_full_F")] = float(s["EMScore(X,V)_full_F"][0])
-        values[(path.name, "aesthetic")] = float(aesthetic_scores(aesthetic.head, emb).mean())
+    for operator in ("EMScore(X,V)_full_F", "aesthetic"):
+        for path in paths:
+            probe = probe_video(str(path))
+            wanted = {int(i) for i in emscorer.sampling.indices(probe)}
+            frames = np.stack([f.copy() for n, f in enumerate(iter_frames(str(path), probe)) if n in wanted])
+            emb = encode_pixels(clip, clip.preprocess(frames), 64)
+            if operator == "aesthetic":
+                values[(path.name, operator)] = float(aesthetic_scores(aesthetic.head, emb).mean())
+                continue
+            text = encode_text_tokens(clip, [CAPTION])
+            s = emscore(text.token_embeddings, text.mask, text.global_embeddings, None, frames=emb[None])
+            values[(path.name, operator)] = float(s["EMScore(X,V)_full_F"][0])
     return values, time.perf_counter() - started
+
+
+def reset_peak_rss() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak (VmHWM) starts again from now
+
+
+def peak_rss_gib() -> float:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM"))
+    return int(line.split()[1]) / 2**20
 
 
 def vidqa_way(url: str, folder: Path, decoder: str, workers: int) -> tuple[dict[tuple[str, str], float], float]:
@@ -138,25 +151,29 @@ def main() -> None:
     upgrade("head", url)
     vidqa_way(url, folder, "auto", 0)  # warm-up: models loaded, libraries imported, files cached
 
+    reset_peak_rss()
     reference, reference_s = reference_way(paths)
-    rows = [("reference way (full sequential decode, one video at a time)", reference_s, 0.0)]
+    rows = [("reference way (each operator: full sequential decode, one video at a time)", reference_s, None,
+             peak_rss_gib())]
     engines = [("vidqa, ffmpeg binary, one video after the other", "ffmpeg", 0),
                ("vidqa, torchcodec in process, one video after the other", "torchcodec", 0)]
-    engines += [(f"vidqa, torchcodec, {w} video(s) decoded ahead", "torchcodec", w) for w in args.workers]
+    engines += [(f"vidqa, torchcodec, {w} decode thread(s) ahead of the encoders", "torchcodec", w) for w in args.workers]
     for label, decoder, workers in engines:
+        reset_peak_rss()
         values, seconds = vidqa_way(url, folder, decoder, workers)
         assert values.keys() == reference.keys(), "every clip scored by both"
-        diff = max(abs(values[k] - reference[k]) for k in reference)
-        rows.append((label, seconds, diff))
+        diff = {m: max(abs(values[k] - reference[k]) for k in reference if k[1] == m) for _, m in reference}
+        rows.append((label, seconds, diff, peak_rss_gib()))
     server.cleanup()
 
     lines = [f"EMScore(X,V) and LAION aesthetic (ViT-B/32, random weights; v1 linear head), {len(paths)} clips of "
              f"2-4 s at 640x360, {frames} frames at 1 per second; torch {torch.__version__}, "
-             f"{torch.get_num_threads()} CPU threads", "",
-             "| pipeline | seconds | clips/s | speed-up | max abs diff vs reference |", "|---|---:|---:|---:|---:|"]
-    for label, seconds, diff in rows:
-        lines.append(f"| {label} | {seconds:.2f} | {len(paths) / seconds:.2f} | {reference_s / seconds:.2f}x | "
-                     f"{diff:.1e} |")
+             f"{torch.get_num_threads()} CPU threads; at most {get_settings().decode_ahead} videos decoded ahead", "",
+             "| pipeline | seconds | clips/s | speed-up | max abs diff EMScore(X,V)_full_F | max abs diff aesthetic "
+             "| peak RSS GiB |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, seconds, diff, rss in rows:
+        shown = " | ".join("-" if diff is None else f"{diff[m]:.1e}" for m in ("EMScore(X,V)_full_F", "aesthetic"))
+        lines.append(f"| {label} | {seconds:.2f} | {len(paths) / seconds:.2f} | {reference_s / seconds:.2f}x | {shown} | {rss:.2f} |")
     text = "\n".join(lines)
     print(text)
     if args.out:

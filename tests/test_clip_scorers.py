@@ -214,3 +214,45 @@ def test_aesthetic_head_and_clip_must_agree(tiny_clip, monkeypatch):
     with pytest.raises(ScorerError, match="takes 512-d embeddings"):
         build_scorer("aesthetic", {"clip": {"model": tiny_clip[32], "pretrained": None},
                                    "head": str(SHARED / "models/laion-aesthetic/sa_0_4_vit_b_32_linear.pth")}).config_hash
+
+
+def test_scorers_on_one_clip_model_and_sampling_encode_the_frames_once(tiny_clip, tmp_path, migrated_db,
+                                                                          monkeypatch):
+    """EMScore and aesthetic on the same CLIP at the same sampling share the clip's decoded
+    frames and so their embeddings: the encoder sees each frame once, and each scorer's values
+    are those it gives alone (checked against a float64 numpy forward pass of the head)."""
+    import vidqa.scorers.clip_based as clip_based
+
+    monkeypatch.setenv("VIDQA_MODELS_DIR", str(SHARED / "models"))
+    encoded = []
+    real_encode = clip_based.encode_pixels
+
+    def counting(clip, pixels, batch_size=64):
+        encoded.append(pixels.shape[0])
+        return real_encode(clip, pixels, batch_size)
+
+    monkeypatch.setattr(clip_based, "encode_pixels", counting)
+    clip = {"model": tiny_clip[768], "pretrained": None}
+    sampling = {"method": "fractions", "fractions": [0.1, 0.5, 0.9]}
+    specs = [ScorerSpec("emscore", {"clip": clip, "sampling": sampling, "idf": False}),
+             ScorerSpec("aesthetic", {"clip": clip, "sampling": sampling})]
+    videos = [VIDEOS / "videoscore_video1.mp4", VIDEOS / "fades.mp4"]
+    rows = [{"video_path": str(v), "candidate": CANDIDATE} for v in videos]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    refs = Storage().list_videos(manifest)
+    engine = get_engine(migrated_db)
+    run_shard(engine, refs, prepare_scorers(specs, refs))
+    assert sum(encoded) == 3 * len(videos)  # three frames per video, encoded for both scorers at once
+    with engine.connect() as conn:
+        stored = rows_by(conn, "SELECT v.uri, s.details FROM scores s JOIN clips c ON c.id = s.clip_id "
+                               "JOIN videos v ON v.id = c.video_id WHERE s.metric = 'aesthetic' ORDER BY 1")
+    sd = torch.load(SHARED / "models/laion-aesthetic/sac+logos+ava1-l14-linearMSE.pth", map_location="cpu")
+    model = load_clip(tiny_clip[768], None)
+    from vidqa.video.decode import decode_frames
+    for uri, details in stored:
+        frames = decode_frames(uri, probe_video(uri), details["frame_indices"]).array
+        x = encode_images(model, frames).double().numpy()
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        for i in (0, 2, 4, 6, 7):
+            x = x @ sd[f"layers.{i}.weight"].double().numpy().T + sd[f"layers.{i}.bias"].double().numpy()
+        assert details["frame_scores"] == pytest.approx(list(x[:, 0]), abs=1e-5)

@@ -85,9 +85,12 @@ class Settings(BaseSettings):
     )
     ffprobe_binary: str = "ffprobe"
     decode_workers: int = Field(
-        1, ge=0, le=16, description="Videos fetched, probed and decoded ahead, in threads, while the "
-        "scorers score the clips already decoded (0: one after the other). Each holds at most one "
-        "video's frames (VIDQA_MAX_DECODE_MB).",
+        2, ge=0, le=32, description="Threads that fetch, probe and decode videos while the scorers score "
+        "the clips already decoded (0: one video after the other, in the scoring thread).",
+    )
+    decode_ahead: int = Field(
+        16, ge=1, le=4096, description="Videos decoded ahead of the scorers at most (with decode workers): "
+        "their frames are held besides the queued batches, each at most VIDQA_MAX_DECODE_MB.",
     )
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.
     max_pixels: int = 8192 * 8192

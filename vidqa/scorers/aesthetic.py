@@ -63,7 +63,7 @@ class AestheticScorer(ClipBasedScorer):
         return identity
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
-        embeddings = self.encode_frames([item.frames.array for item in items])
+        embeddings = self.encode_frames([item.frames for item in items])
         per_frame = aesthetic_scores(self.head, torch.cat(embeddings)).split([e.shape[0] for e in embeddings])
         return [
             {"aesthetic": Metric.of(float(s.mean()), {"frame_scores": [float(x) for x in s]})}

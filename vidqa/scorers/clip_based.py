@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vidqa.models import resolve_precision
 from vidqa.models.clip_model import ClipModel, ClipWeights, encode_pixels, encode_texts
 from vidqa.scorers.base import CliFlags, Resources, Scorer, ScorerConfig, Weights
+from vidqa.video.decode import Frames
 
 
 class ClipModelConfig(BaseModel):
@@ -61,20 +62,36 @@ class ClipBasedScorer(Scorer):
     def clip_model(self) -> ClipModel:
         return self.models["clip"]
 
-    def encode_frames(self, frame_arrays: list) -> list[torch.Tensor]:
-        """Per array of RGB frames ``(T_i, H_i, W_i, 3)``, ``(T_i, D)`` unit embeddings; the
-        frames of all arrays (clips of many videos) go through the encoder together, in
-        batches of ``runtime.batch_size``."""
-        pixels = [self.clip_model.preprocess(frames) for frames in frame_arrays]
-        embeddings = encode_pixels(self.clip_model, torch.cat(pixels), self.config.runtime.batch_size)
-        return list(embeddings.split([p.shape[0] for p in pixels]))
+    def encode_frames(self, clips: list[Frames | np.ndarray]) -> list[torch.Tensor]:
+        """Per clip's RGB frames ``(T_i, H_i, W_i, 3)``, ``(T_i, D)`` unit embeddings; the
+        frames of all clips (of many videos) go through the encoder together, in batches of
+        ``runtime.batch_size``. Clips given as :class:`Frames` keep their embeddings, so the
+        next scorer with the same resident CLIP over the same frames (EMScore and aesthetic
+        both on ViT-B/32 at 1 frame per second) encodes nothing."""
+        model = self.clip_model
+        out: list[Optional[torch.Tensor]] = [None] * len(clips)
+        todo = []
+        for n, clip in enumerate(clips):
+            kept = clip.derived.get("clip_embeddings") if isinstance(clip, Frames) else None
+            if kept is not None and kept[0] is model:
+                out[n] = kept[1]
+            else:
+                todo.append(n)
+        if todo:
+            pixels = [model.preprocess(clips[n].array if isinstance(clips[n], Frames) else clips[n]) for n in todo]
+            embeddings = encode_pixels(model, torch.cat(pixels), self.config.runtime.batch_size)
+            for n, e in zip(todo, embeddings.split([p.shape[0] for p in pixels])):
+                out[n] = e
+                if isinstance(clips[n], Frames):
+                    clips[n].derived["clip_embeddings"] = (model, e)
+        return out
 
-    def text_similarities(self, frame_arrays: list, texts: list[str], flip: str = "none") -> list[torch.Tensor]:
+    def text_similarities(self, clips: list[Frames], texts: list[str], flip: str = "none") -> list[torch.Tensor]:
         """Per clip, the cosine of each frame (and its flipped copies, after the originals)
         with the clip's text; each distinct text is encoded once, all frames in one batch."""
         distinct = list(dict.fromkeys(texts))
         text_emb = dict(zip(distinct, encode_texts(self.clip_model, distinct)))
-        frames = self.encode_frames([flip_frames(a, flip) for a in frame_arrays])
+        frames = self.encode_frames(clips if flip == "none" else [flip_frames(c.array, flip) for c in clips])
         return [f @ text_emb[t] for f, t in zip(frames, texts)]
 
 

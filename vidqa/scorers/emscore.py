@@ -166,7 +166,7 @@ class EMScoreScorer(ClipBasedScorer):
         refs = [(n, r) for n, i in enumerate(inputs) for r in i["references"]]
         self._encode_texts(cands + [r for _, r in refs])
 
-        frame_embs = self.encode_frames([item.frames.array for item in items])
+        frame_embs = self.encode_frames([item.frames for item in items])
         t_max = max(e.shape[0] for e in frame_embs)
         frames = torch.zeros((len(items), t_max, frame_embs[0].shape[1]), dtype=torch.float32)
         frame_mask = torch.zeros((len(items), t_max), dtype=torch.bool)

@@ -58,7 +58,7 @@ class TextVideoScorer(ClipBasedScorer):
         results: list[dict[str, Metric] | Exception] = list(texts)  # failures stay as they are
         if not ok:
             return results
-        sims_per_clip = self.text_similarities([items[n].frames.array for n in ok], [texts[n] for n in ok],
+        sims_per_clip = self.text_similarities([items[n].frames for n in ok], [texts[n] for n in ok],
                                                self.config.flip)
         for n, sims in zip(ok, sims_per_clip):
             reduced = reduce_similarities(sims)

@@ -149,7 +149,7 @@ class VideoAudioScorer(ClipBasedScorer):
         if not ok:
             return results
         c = self.config
-        sims_per_clip = self.text_similarities([items[n].frames.array for n in ok], [texts[n][0] for n in ok], c.flip)
+        sims_per_clip = self.text_similarities([items[n].frames for n in ok], [texts[n][0] for n in ok], c.flip)
         for n, sims in zip(ok, sims_per_clip):
             text, origin = texts[n]
             reduced = reduce_similarities(sims)

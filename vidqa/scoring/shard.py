@@ -129,19 +129,19 @@ def _score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage]) -> S
 
 
 def _prepared_in_order(shard: _Shard, todo: list[tuple[int, VideoRef]], pool: ThreadPoolExecutor, workers: int):
-    """``(i, ref, outcome)`` of every video in ``todo``, in order. With ``workers`` > 0 that
-    many videos are fetched, probed and decoded ahead in ``pool`` while this thread scores
-    the full batches (models run in this thread only); frames held ahead are bounded by
-    ``workers`` videos besides the queued batches."""
+    """``(i, ref, outcome)`` of every video in ``todo``, in order. With ``workers`` > 0 the
+    pool's threads fetch, probe and decode up to ``decode_ahead`` videos ahead while this
+    thread scores every batch that fills (models run in this thread only)."""
     if workers == 0:
         for i, ref in todo:
             yield i, ref, prepare_video(shard, ref)
         return
+    depth = get_settings().decode_ahead
     ahead: deque[tuple[int, VideoRef, Future]] = deque()
     try:
         for i, ref in todo:
             ahead.append((i, ref, pool.submit(prepare_video, shard, ref)))
-            while len(ahead) > workers or (ahead and ahead[0][2].done()):
+            while len(ahead) > depth or (ahead and ahead[0][2].done()):
                 j, r, future = ahead.popleft()
                 yield j, r, future.result()
                 shard.queue.score_full()

@@ -44,6 +44,9 @@ class Frames:
     decode_errors: list[str] = field(default_factory=list)
     # Frames the sampling chose but its max_frames cap left out (0: none).
     capped: int = 0
+    # What scorers computed from these frames, for other scorers of the same clip to reuse
+    # (CLIP embeddings by model): the frames are decoded once per clip and shared.
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.indices.size)
