@@ -92,7 +92,12 @@ def test_psql_reaches_the_embedded_server_while_db_serve_runs(embedded_home, tmp
         assert tcp.returncode == 0 and tcp.stdout.strip().endswith("video_90.mov"), tcp.stderr
     finally:
         serve.send_signal(signal.SIGINT)
-        out, _ = serve.communicate(timeout=60)
+        try:
+            out, _ = serve.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # say where it hung, then clean up
+            serve.kill()
+            out, _ = serve.communicate(timeout=30)
+            raise AssertionError(f"`vidqa db serve` still running 120 s after Ctrl-C; it printed:\n{out}")
     assert serve.returncode == 0, out
     # Nobody holds the embedded server any more: it stopped with `db serve`.
     pid_file = Path(embedded_home["VIDQA_HOME"]) / "pgdata" / "postmaster.pid"

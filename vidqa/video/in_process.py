@@ -3,8 +3,8 @@ libraries): no ffmpeg process and no raw-RGB pipe per video.
 
 torchcodec seeks exactly with the probe's own frame table (presentation order, key frames,
 the probe's video stream; no second scan of the file) and applies the display matrix's
-rotation; its YUV -> RGB conversion is FFmpeg's own, so frames
-are byte-identical to the ffmpeg binary's full decode (checked on every shared sample video,
+rotation; its YUV -> RGB conversion is FFmpeg's own, so frames are byte-identical to the
+ffmpeg binary's full decode (checked on every shared sample video,
 tests/test_decode_backends.py). What it does not do the way the ffmpeg path does -- resample
 non-square pixels, shrink frames (its Resize is bilinear, the ffmpeg path uses the area
 filter), report a corrupt frame and go on -- is answered with :class:`Unsupported`, and
@@ -13,7 +13,6 @@ filter), report a corrupt frame and go on -- is answered with :class:`Unsupporte
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Sequence
 
@@ -37,16 +36,6 @@ def available() -> str | None:
     return None
 
 
-def frame_mappings(probe: VideoProbe) -> str:
-    """The probe's frame table in torchcodec's ``custom_frame_mappings`` form: its exact
-    seeking then uses the frames the probe counted instead of scanning the file again."""
-    keys = np.zeros(probe.frame_count, dtype=bool)
-    keys[probe.keyframe_indices] = True
-    durations = probe.frame_durations if probe.frame_durations.size == probe.frame_count else np.zeros(probe.frame_count, np.int64)
-    return json.dumps({"frames": [{"pts": p, "duration": d, "key_frame": int(k)}
-                                  for p, d, k in zip(probe.frame_pts.tolist(), durations.tolist(), keys.tolist())]})
-
-
 def decode_in_process(path: str, probe: VideoProbe, wanted: Sequence[int]) -> np.ndarray:
     """The frames at ``wanted`` (sorted, distinct, in range) as displayed, ``(N, H, W, 3)``
     uint8, or :class:`Unsupported`."""
@@ -58,7 +47,7 @@ def decode_in_process(path: str, probe: VideoProbe, wanted: Sequence[int]) -> np
     # Each call opens its own decoder: FFmpeg's decoders are not shared across threads.
     try:
         decoder = VideoDecoder(path, stream_index=probe.stream_index, dimension_order="NHWC",
-                               num_ffmpeg_threads=1, custom_frame_mappings=frame_mappings(probe))
+                               num_ffmpeg_threads=1, custom_frame_mappings=probe.frame_table_json)
     except Exception as exc:
         raise Unsupported(f"torchcodec cannot open it: {exc}") from exc
     try:

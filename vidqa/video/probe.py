@@ -9,6 +9,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, Optional
 
 import numpy as np
@@ -80,6 +81,20 @@ class VideoProbe:
     # The container's index of the video stream described here (not always the first stream).
     stream_index: int = 0
     raw: dict = field(repr=False, default_factory=dict)
+
+    @cached_property
+    def frame_table_json(self) -> str:
+        """Every frame's ``pts``, ``duration`` and ``key_frame`` as JSON (ffprobe's
+        ``-show_frames`` form, which torchcodec's ``custom_frame_mappings`` reads: its exact
+        seeking then uses the frames counted here instead of scanning the file again).
+        Built once per probe: every clip of a long video is decoded with it."""
+        keys = np.zeros(self.frame_count, dtype=bool)
+        keys[self.keyframe_indices] = True
+        durations = self.frame_durations
+        if durations.size != self.frame_count:
+            durations = np.zeros_like(self.frame_pts)
+        return json.dumps({"frames": [{"pts": p, "duration": d, "key_frame": int(k)}
+                                      for p, d, k in zip(self.frame_pts.tolist(), durations.tolist(), keys.tolist())]})
 
     @property
     def frame_count(self) -> int:
