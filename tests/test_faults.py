@@ -107,6 +107,7 @@ def test_a_probe_that_never_ends_is_killed_at_its_time_limit(tmp_path, monkeypat
     stalled.chmod(0o755)
     video = distinct_video(tmp_path / "v.mp4", 6)
     monkeypatch.setenv("VIDQA_FFPROBE_BINARY", str(stalled))
+    monkeypatch.setenv("VIDQA_PROBER", "ffprobe")  # the in-process prober's deadline: test_probe_libav.py
     monkeypatch.setenv("VIDQA_PROBE_TIMEOUT_S", "1.5")
     reload_settings()
     try:
@@ -121,6 +122,7 @@ def test_a_probe_that_never_ends_is_killed_at_its_time_limit(tmp_path, monkeypat
         assert left == ""  # killed, not left behind
     finally:
         monkeypatch.delenv("VIDQA_FFPROBE_BINARY")
+        monkeypatch.delenv("VIDQA_PROBER")
         monkeypatch.delenv("VIDQA_PROBE_TIMEOUT_S")
         reload_settings()
 

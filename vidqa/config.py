@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         "(square pixels, displayed size, no corrupt frame), else the ffmpeg binary.",
     )
     ffprobe_binary: str = "ffprobe"
+    prober: Literal["auto", "libav", "ffprobe"] = Field(
+        "auto", description="How videos are probed: libav in the process (PyAV and torchcodec over the "
+        "FFmpeg libraries; the same probe as ffprobe's without a process per video), the ffprobe binary, "
+        "or auto: libav where it loads, else ffprobe. A file libav cannot read is probed by ffprobe, "
+        "whose diagnosis becomes the failure's reason.",
+    )
     decode_workers: int = Field(
         2, ge=0, le=32, description="Threads that fetch, probe and decode videos while the scorers score "
         "the clips already decoded (0: one video after the other, in the scoring thread).",

@@ -1,4 +1,6 @@
-"""Probe a video with ffprobe (a subprocess with a time limit) into what sampling and the database need."""
+"""Probe a video into what sampling and the database need: in the process through the FFmpeg
+libraries (vidqa/video/probe_libav.py), or with the ffprobe binary (a subprocess with a time
+limit), which also gives the diagnosis of every file the libraries cannot read."""
 
 from __future__ import annotations
 
@@ -182,6 +184,33 @@ def _ffprobe(path: str, **kwargs: Any) -> dict:
     return json.loads(proc.stdout.decode("utf-8"))
 
 
+def _probe_info(path: str) -> dict:
+    """ffprobe's JSON for ``path``: format, streams and every packet's timestamps."""
+    settings = get_settings()
+    if settings.prober != "ffprobe":
+        from vidqa.video.probe_libav import LibavUnavailable, probe_info_in_process
+
+        try:
+            return probe_info_in_process(path, settings.probe_timeout_s)
+        except TimeoutError:
+            raise VideoError(f"probing took longer than {settings.probe_timeout_s:g} s", stage="probe") from None
+        except LibavUnavailable as exc:
+            # A file the libraries refuse: the ffprobe binary says why in its own words (the
+            # reason every earlier run recorded). A missing library is only a fallback on auto.
+            if settings.prober == "libav" and probe_libav_unavailable() is not None:
+                raise RuntimeError(f"VIDQA_PROBER=libav, but {exc}; install PyAV and torchcodec "
+                                   "(scripts/install.sh) or set VIDQA_PROBER=auto") from None
+    # One ffprobe process: the headers and every packet's timestamp (a second process for the
+    # packets cost as much again on short clips).
+    return _ffprobe(path, show_entries="packet=stream_index,pts,dts,duration,flags")
+
+
+def probe_libav_unavailable() -> Optional[str]:
+    from vidqa.video.probe_libav import available
+
+    return available()
+
+
 def _video_packets(packets: list[dict], stream_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The video stream's frames from its packets: sorted presentation timestamps, each one's
     duration (0 when the container gives none), the key frames' timestamps, and how many
@@ -211,9 +240,7 @@ def probe_video(path: str) -> VideoProbe:
     settings = get_settings()
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)", stage="probe")
-    # One ffprobe process: the headers and every packet's timestamp (a second process for the
-    # packets cost as much again on short clips).
-    info = _ffprobe(path, show_entries="packet=stream_index,pts,dts,duration,flags")
+    info = _probe_info(path)
     streams = info.get("streams", [])
     fmt = info.get("format", {})
     video = next((s for s in streams if s.get("codec_type") == "video"
@@ -299,5 +326,6 @@ def probe_video(path: str) -> VideoProbe:
         frame_durations=frame_durations,
         stream_index=int(video.get("index", 0)),
         keyframe_indices=np.searchsorted(pts, key_pts),
-        raw={"format": fmt, "streams": streams, "packets_without_pts": missing},
+        raw={"format": fmt, "streams": streams, "packets_without_pts": missing,
+             "prober": info.get("prober", "ffprobe")},
     )

@@ -1,0 +1,35 @@
+"""``videos.probe`` says which prober wrote it.
+
+Videos are now probed in the process through the FFmpeg libraries (vidqa/video/probe_libav.py)
+where they load, and by the ffprobe binary otherwise. Both write ffprobe's JSON shape; the
+in-process one writes the fields vidqa reads plus the usual descriptive ones (not every field
+ffprobe prints) and names itself in ``probe->>'prober'``. Only the column's comment changes:
+no stored row is touched, and downgrade restores the old comment.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-03
+"""
+
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+NEW = ("ffprobe's format/streams JSON: from the ffprobe binary, or the same fields read in the process "
+       "(probe->>'prober' names it; absent on rows probed before migration 0012, which were all ffprobe's)")
+OLD = "the full ffprobe output (JSONB)"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def upgrade() -> None:
+    op.execute(f"COMMENT ON COLUMN videos.probe IS {_quote(NEW)}")
+
+
+def downgrade() -> None:
+    op.execute(f"COMMENT ON COLUMN videos.probe IS {_quote(OLD)}")
