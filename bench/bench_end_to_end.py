@@ -10,9 +10,10 @@ head from ../shared/models. Both scorers read the same frames (1 per second, EMS
 default; the aesthetic head averages them): vidqa decodes and encodes them once per clip for
 both, the reference way once per operator.
 
-Engines: the ffmpeg binary through a pipe, one video after the other (the engine before
-in-process decoding); torchcodec in the process; torchcodec with N videos decoded ahead in
-threads while the encoders score (VIDQA_DECODE_WORKERS). Every engine's stored values are
+Engines: the ffprobe and ffmpeg binaries, one video after the other (the engine before
+in-process decoding); torchcodec in the process, probed by ffprobe, then in the process
+(VIDQA_PROBER=libav); the same with N videos decoded ahead in threads while the encoders
+score (VIDQA_DECODE_WORKERS). Every engine's stored values are
 compared with the reference way's: the largest |difference| is printed.
 
     python bench/bench_end_to_end.py [--clips DIR] [--n 100] [--out bench/results/end_to_end_cpu.md]
@@ -112,8 +113,9 @@ def peak_rss_gib() -> float:
     return int(line.split()[1]) / 2**20
 
 
-def vidqa_way(url: str, folder: Path, decoder: str, workers: int) -> tuple[dict[tuple[str, str], float], float]:
-    os.environ.update(VIDQA_DECODER=decoder, VIDQA_DECODE_WORKERS=str(workers))
+def vidqa_way(url: str, folder: Path, decoder: str, workers: int,
+              prober: str = "auto") -> tuple[dict[tuple[str, str], float], float]:
+    os.environ.update(VIDQA_DECODER=decoder, VIDQA_DECODE_WORKERS=str(workers), VIDQA_PROBER=prober)
     reload_settings()
     engine = get_engine(url)
     with engine.begin() as conn:  # a fresh ledger, so every clip is scored
@@ -155,12 +157,14 @@ def main() -> None:
     reference, reference_s = reference_way(paths)
     rows = [("reference way (each operator: full sequential decode, one video at a time)", reference_s, None,
              peak_rss_gib())]
-    engines = [("vidqa, ffmpeg binary, one video after the other", "ffmpeg", 0),
-               ("vidqa, torchcodec in process, one video after the other", "torchcodec", 0)]
-    engines += [(f"vidqa, torchcodec, {w} decode thread(s) ahead of the encoders", "torchcodec", w) for w in args.workers]
-    for label, decoder, workers in engines:
+    engines = [("vidqa, ffprobe + ffmpeg binary, one video after the other", "ffmpeg", "ffprobe", 0),
+               ("vidqa, ffprobe + torchcodec in process, one video after the other", "torchcodec", "ffprobe", 0),
+               ("vidqa, libav probe + torchcodec in process, one video after the other", "torchcodec", "libav", 0)]
+    engines += [(f"vidqa, libav probe + torchcodec, {w} decode thread(s) ahead of the encoders", "torchcodec", "libav", w)
+                for w in args.workers]
+    for label, decoder, prober, workers in engines:
         reset_peak_rss()
-        values, seconds = vidqa_way(url, folder, decoder, workers)
+        values, seconds = vidqa_way(url, folder, decoder, workers, prober)
         assert values.keys() == reference.keys(), "every clip scored by both"
         diff = {m: max(abs(values[k] - reference[k]) for k in reference if k[1] == m) for _, m in reference}
         rows.append((label, seconds, diff, peak_rss_gib()))
