@@ -28,7 +28,7 @@ def ingest_new(params: IngestNewParams) -> RunSummary:
     listed = list_videos(params.source, params.video_key, params.aws_credentials_block)
     # Scorer context (EMScore's IDF) is that of the whole listing, so the new videos are
     # scored with the very configuration the ledger is checked against.
-    specs = prepare_scorers(params.scorer_specs(), listed)
+    specs = prepare_scorers(params.scorer_specs(), listed, params.clips)
     todo = find_unfinished(listed, specs, params.clips, params.aws_credentials_block)
     get_run_logger().info("%d of %d listed videos are new or unfinished", len(todo), len(listed))
     outcomes = run_shards(params, todo, specs, run_id, "vidqa-ingest")

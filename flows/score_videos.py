@@ -122,6 +122,6 @@ def score_videos(params: ScoreVideosParams) -> RunSummary:
     refs = list_videos(params.source, params.video_key, params.aws_credentials_block)
     # Names every scorer (a missing weight file fails the run here, before any video is read)
     # with run-level context over the whole source (EMScore's IDF corpus).
-    specs = prepare_scorers(params.scorer_specs(), refs)
+    specs = prepare_scorers(params.scorer_specs(), refs, params.clips)
     outcomes = run_shards(params, refs, specs, run_id, "vidqa-score")
     return finish_run(params, refs, specs, run_id, outcomes, started, "vidqa-score")

@@ -132,8 +132,8 @@ def list_videos(source: str, video_key: str = "video_path", aws_credentials_bloc
 
 
 @task(name="prepare-scorers", cache_policy=NO_CACHE)
-def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef]) -> list[ScorerSpec]:
-    return shard.prepare_scorers(specs, refs)
+def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef], clips: Optional[ClipSpec] = None) -> list[ScorerSpec]:
+    return shard.prepare_scorers(specs, refs, clips)
 
 
 @task(

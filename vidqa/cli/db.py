@@ -143,7 +143,7 @@ def db_serve(
     import asyncio
 
     from vidqa.config import get_settings
-    from vidqa.db.clients import forward_tcp_to_socket, libpq_url, socket_path, tcp_url
+    from vidqa.db.clients import forward_until_signalled, libpq_url, socket_path, tcp_url
 
     if get_settings().database_url:
         fail("the database is an external server (VIDQA_DATABASE_URL); connect to it directly")
@@ -161,7 +161,7 @@ def db_serve(
                 time.sleep(3600)
         else:
             console.print(f"and {tcp_url(url, port)}\nCtrl-C to stop", markup=False, highlight=False)
-            asyncio.run(forward_tcp_to_socket(port, socket_path(url)))
+            asyncio.run(forward_until_signalled(port, socket_path(url)))
     except KeyboardInterrupt:
         pass
     console.print("stopped", markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 def parse_sampling(text: str) -> dict[str, Any]:
-    """``uniform:16``, ``every_n_seconds:1``, ``every_n_frames:5``, ``keyframes``,
+    """``uniform:16``, ``every_n_seconds:1``, ``every_n_frames:5``, ``fps_step:2``, ``keyframes``,
     ``fractions:0.1,0.5,0.9``, ``all`` (at most 1024 frames, else an error), ``all:N`` (at most N)."""
     method, _, arg = text.partition(":")
     if method == "uniform":
@@ -14,13 +14,15 @@ def parse_sampling(text: str) -> dict[str, Any]:
         return {"method": method, "seconds": float(arg)}
     if method == "every_n_frames":
         return {"method": method, "step": int(arg)}
+    if method == "fps_step":
+        return {"method": method, "fps": float(arg)}
     if method == "fractions":
         return {"method": method, "fractions": [float(x) for x in arg.split(",")]}
     if method in ("keyframes", "all") and not arg:
         return {"method": method}
     if method == "all":
         return {"method": method, "max_frames": int(arg)}
-    raise ValueError(f"--sampling {text!r}: use uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
+    raise ValueError(f"--sampling {text!r}: use uniform:N, every_n_seconds:S, every_n_frames:K, fps_step:R, keyframes, "
                      "fractions:a,b,c, all or all:MAX_FRAMES")
 
 

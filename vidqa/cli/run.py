@@ -22,7 +22,7 @@ def run(
         None, "--scorers", "-s", help=f"Comma-separated: {', '.join(SCORER_NAMES)}."
     ),
     sampling: Optional[str] = typer.Option(
-        None, "--sampling", help="For every scorer: uniform:N, every_n_seconds:S, every_n_frames:K, keyframes, "
+        None, "--sampling", help="For every scorer: uniform:N, every_n_seconds:S, every_n_frames:K, fps_step:R, keyframes, "
         "fractions:a,b,c, all (an error past 1024 frames), all:MAX_FRAMES."
     ),
     frames: Optional[int] = typer.Option(None, "--frames", "-n", help="Shorthand for --sampling uniform:N."),
@@ -40,7 +40,7 @@ def run(
         "TIGER-Lab/VideoScore-Qwen2-VL or a checkpoint folder."
     ),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    clips: Optional[str] = typer.Option(None, "--clips", help="none (whole videos), scenes, or windows."),
+    clips: Optional[str] = typer.Option(None, "--clips", help="none (whole videos), scenes (PySceneDetect), shots (TransNetV2), or windows."),
     window: Optional[float] = typer.Option(None, "--window", help="--clips windows: window length in seconds."),
     video_key: Optional[str] = typer.Option(None, "--video-key", help="Manifests: the column naming each video."),
     shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Videos per Prefect task."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -81,6 +82,29 @@ async def forward_tcp_to_socket(port: int, socket: Path, ready: Optional[asyncio
         ready.set()
     async with server:
         await server.serve_forever()
+
+
+async def forward_until_signalled(port: int, socket: Path, signals=(signal.SIGINT, signal.SIGTERM)) -> None:
+    """:func:`forward_tcp_to_socket` until one of ``signals`` arrives, then close the port and
+    every forwarded connection. The loop's own signal handlers wake it through its self-pipe
+    whichever thread the kernel hands the signal to (``asyncio.run``'s SIGINT handling does
+    not: a signal taken by another thread left the loop asleep)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    forwarding = asyncio.create_task(forward_tcp_to_socket(port, socket))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({forwarding, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        for task in (forwarding, stopping):
+            task.cancel()
+        await asyncio.gather(forwarding, stopping, return_exceptions=True)
+    if forwarding.done() and not forwarding.cancelled() and forwarding.exception() is not None:
+        raise forwarding.exception()  # the port could not be opened, say
 
 
 def tcp_url(url: str, port: int) -> str:

@@ -2,7 +2,7 @@
 
 ``clip_scores_wide``
     One row per clip of every video whose status is ``'ok'`` (whole-video clips of kind
-    ``'video'`` as well as ``'scene'``/``'window'`` clips), with the clip's span, the
+    ``'video'`` as well as ``'scene'``/``'shot'``/``'window'`` clips), with the clip's span, the
     video's probe facts, and one ``double precision`` column per metric.
 ``video_scores_wide``
     One row per ``'ok'`` video; its metric columns hold the whole-video scores (the clip of
@@ -109,7 +109,7 @@ CLIP_FIXED: tuple[tuple[str, str, str], ...] = (
     ("video_id", "c.video_id", "video id (videos.id)"),
     ("uri", "v.uri", "where the video was first seen: its real path or s3:// URI (locations has every one)"),
     ("content_id", "v.content_id", "sha256:<hex of the bytes> or etag:<S3 ETag>"),
-    ("kind", "c.kind", "video (the whole video) | scene | window"),
+    ("kind", "c.kind", "video (the whole video) | scene | shot | window"),
     ("start_time_s", "c.start_time_s", "presentation time of the clip's first frame, seconds"),
     ("end_time_s", "c.end_time_s", "end of the clip's last frame, seconds"),
     ("start_frame", "c.start_frame", "first frame of the clip, an index into the video's frames"),

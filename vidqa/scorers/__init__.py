@@ -23,6 +23,9 @@ REGISTRY: dict[str, str] = {
     "video_audio": "vidqa.scorers.video_audio:VideoAudioScorer",
     "aesthetic": "vidqa.scorers.aesthetic:AestheticScorer",
     "videoscore": "vidqa.scorers.videoscore:VideoScoreScorer",
+    "motion": "vidqa.scorers.motion:MotionScorer",
+    "clip_consistency": "vidqa.scorers.clip_consistency:ClipConsistencyScorer",
+    "ocr": "vidqa.scorers.ocr:OcrScorer",
 }
 
 

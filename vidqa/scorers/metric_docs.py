@@ -66,6 +66,26 @@ METRIC_DOCS: dict[str, dict[str, str]] = {
         "aesthetic": "LAION aesthetic score: the MLP head on CLIP ViT-L/14 frame embeddings, mean over frames; "
                      "unbounded, about 1 to 10 (5.5 fair, 6.5 high)",
     },
+    "clip_consistency": {
+        "clip_adjacent_similarity": "mean cosine of consecutive sampled frames' CLIP embeddings (raw, -1 to 1; "
+                                    "1 = the encoder sees no change)",
+        "clip_background_consistency": "VBench's background consistency on CLIP: each frame against the one "
+                                       "before and the first, cosines clamped at 0, averaged; 0 to 1",
+    },
+    "ocr": {
+        "ocr_area_ratio_mean": "data-juicer's OCR area ratio: per sampled frame, the summed area of detected text "
+                               "boxes (PP-OCRv4) over the frame's area, mean over frames; 0 (no text) to 1 "
+                               "(overlapping boxes count twice)",
+        "ocr_area_ratio_max": "the largest frame's text area ratio; 0 to 1",
+        "ocr_boxes": "text boxes per sampled frame, mean over frames; >= 0",
+    },
+    "motion": {
+        "motion_mean": "data-juicer's motion score: Farneback optical-flow magnitude between consecutive sampled "
+                       "frames (2 per second), mean per pair, mean over pairs; pixels per sampled step (or a "
+                       "share of the frame diagonal when relative); >= 0, 0 = still",
+        "motion_max": "largest pair motion of the clip (same unit as motion_mean); >= 0",
+        "motion_still_share": "share of sampled pairs moving less than still_below (0.25 px); 0 to 1, 1 = still",
+    },
     "videoscore": {
         aspect: _VIDEOSCORE.format(aspect=aspect.replace("_", " "))
         for aspect in ("visual_quality", "temporal_consistency", "dynamic_degree", "text_to_video_alignment",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 _ARG = {"uniform": "n", "linspace": "n", "every_n_seconds": "seconds", "every_n_frames": "step",
-        "fractions": "fractions"}
+        "fractions": "fractions", "fps_step": "fps"}
 
 
 def sampling_summary(sampling: dict[str, Any]) -> str:

@@ -34,7 +34,8 @@ from vidqa.scoring.outcomes import ShardResult, VideoOutcome
 from vidqa.scoring.queue import Job, ScoreQueue
 from vidqa.storage import Storage, VideoRef
 from vidqa.video.audio import AudioClip, AudioRequest, decode_audio
-from vidqa.video.clips import ClipSpan, ClipSpec, split_video, whole_video
+from vidqa.scoring.shots import split_clips, split_details
+from vidqa.video.clips import ClipSpan, ClipSpec, whole_video
 from vidqa.video.probe import VideoProbe, probe_video
 from vidqa.video.sampling import SamplingSpec
 
@@ -45,10 +46,12 @@ def build_scorers(specs: list[ScorerSpec]) -> list[Scorer]:
     return [build_scorer(s.name, s.config, s.context) for s in specs]
 
 
-def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef]) -> list[ScorerSpec]:
+def prepare_scorers(specs: list[ScorerSpec], refs: list[VideoRef], clips: Optional[ClipSpec] = None) -> list[ScorerSpec]:
     """Name every scorer (its config hash: settings, the run-level context each computes over
     all of ``refs``, and its weight files' hashes). No model is loaded; a missing weight file
-    fails here, before any video is read."""
+    (a scorer's, or the shot detector's for ``clips``) fails here, before any video is read."""
+    if clips is not None:
+        split_details(clips)
     rows = [(r.uri, r.fields) for r in refs]
     out = []
     for spec in specs:
@@ -203,7 +206,7 @@ def _clips_for(shard: _Shard, video_id: int, path: str, probe: VideoProbe, state
         return state.clips
     spec = shard.clip_spec
     try:
-        spans = split_video(path, probe, spec)
+        spans = split_clips(path, probe, spec)
     except VideoError:
         raise
     except Exception as exc:  # a detector crash is this video's failure, not the run's
@@ -211,7 +214,7 @@ def _clips_for(shard: _Shard, video_id: int, path: str, probe: VideoProbe, state
     with shard.engine.begin() as conn:
         ids = [repo.ensure_clip(conn, video_id, s.kind, s.start_frame, s.end_frame, s.start_s, s.end_s,
                                 spec.split_hash) for s in spans]
-        repo.record_split(conn, video_id, spec.split_hash, spec.method, spec.model_dump(mode="json"), len(spans))
+        repo.record_split(conn, video_id, spec.split_hash, spec.method, split_details(spec), len(spans))
         done = repo.finished_scorers_of_clips(conn, ids)
     return [KnownClip(i, s, done[i]) for i, s in zip(ids, spans)]
 

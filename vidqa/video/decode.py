@@ -273,14 +273,23 @@ def decode_frames(
     )
 
 
-def iter_frames(path: str, probe: VideoProbe, max_size: Optional[int] = None) -> Iterator[np.ndarray]:
+def iter_frames(path: str, probe: VideoProbe, max_size: Optional[int] = None,
+                size: Optional[tuple[int, int]] = None) -> Iterator[np.ndarray]:
     """Every frame, as displayed, one RGB array at a time (for whole-video analyses such as
-    scene detection, where holding all frames would not fit in memory)."""
+    scene and shot detection, where holding all frames would not fit in memory). ``max_size``
+    shrinks the longer side (area filter); ``size`` (width, height) scales to exactly that
+    size with FFmpeg's default bicubic scaler, as ``ffmpeg -s WxH`` does (a detector's fixed
+    input, resized in the decoder: no full-size frame is copied out)."""
     settings = get_settings()
-    width, height = output_size(probe, max_size)
+    if size is not None:
+        width, height = int(size[0]), int(size[1])
+        flags = "bicubic"
+    else:
+        width, height = output_size(probe, max_size)
+        flags = "area" if max_size else "bicubic"
     stream = (
         ffmpeg.input(path)["v:0"]
-        .filter("scale", width, height, flags="area" if max_size else "bicubic")
+        .filter("scale", width, height, flags=flags)
         .filter("setsar", 1)
     )
     args = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").compile(

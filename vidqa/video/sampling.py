@@ -16,7 +16,9 @@ from vidqa.errors import VideoError
 from vidqa.video.decode import Frames, decode_frames
 from vidqa.video.probe import VideoProbe
 
-SamplingMethod = Literal["uniform", "every_n_seconds", "every_n_frames", "keyframes", "fractions", "all", "linspace"]
+SamplingMethod = Literal[
+    "uniform", "every_n_seconds", "every_n_frames", "keyframes", "fractions", "all", "linspace", "fps_step"
+]
 
 
 def _span(probe: VideoProbe, start: int, end: Optional[int]) -> tuple[int, int, float, float]:
@@ -59,6 +61,18 @@ def every_n_frames_indices(probe: VideoProbe, step: int, start: int = 0, end: Op
     if step <= 0:
         raise ValueError("step must be positive")
     start, end, _, _ = _span(probe, start, end)
+    return np.arange(start, end, step, dtype=np.int64)
+
+
+def fps_step_indices(probe: VideoProbe, rate: float, start: int = 0, end: Optional[int] = None) -> np.ndarray:
+    """data-juicer's motion sampling: every ``step``-th frame from the span's first, where
+    ``step = round(fps / min(rate, fps))`` (Python's rounding) over the video's average frame
+    rate, kept between 1 and ``frames - 1`` so a short span still gives a pair."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    start, end, _, _ = _span(probe, start, end)
+    fps = probe.fps_avg or probe.fps_nominal or 25.0
+    step = max(min(round(fps / min(rate, fps)), end - start - 1), 1)
     return np.arange(start, end, step, dtype=np.int64)
 
 
@@ -125,7 +139,8 @@ class SamplingSpec(BaseModel):
     max_size: Optional[int] = Field(
         None, ge=16, description="Downscale during decode so the longer side is at most this."
     )
-    fps: Optional[float] = Field(None, gt=0, description="linspace: frames per second of video (n caps it).")
+    fps: Optional[float] = Field(None, gt=0, description="linspace: frames per second of video (n caps it); "
+                                 "fps_step: the sampling rate.")
     rounding: Literal["floor", "nearest"] = Field("floor", description="linspace: how positions become indices.")
     multiple: int = Field(1, ge=1, description="linspace with fps: frame count rounded down to a multiple of this.")
     min_frames: int = Field(1, ge=1, description="linspace with fps: fewest frames (when the video has them).")
@@ -136,6 +151,8 @@ class SamplingSpec(BaseModel):
             raise ValueError("every_n_seconds needs 'seconds'")
         if self.method == "every_n_frames" and self.step is None:
             raise ValueError("every_n_frames needs 'step'")
+        if self.method == "fps_step" and self.fps is None:
+            raise ValueError("fps_step needs 'fps'")
         if self.method == "fractions" and not all(0.0 <= f <= 1.0 for f in self.fractions):
             raise ValueError("fractions must lie in [0, 1]")
         return self
@@ -163,6 +180,8 @@ class SamplingSpec(BaseModel):
             idx = every_n_frames_indices(probe, self.step, start, end)
         elif self.method == "keyframes":
             idx = keyframe_indices(probe, start, end)
+        elif self.method == "fps_step":
+            idx = fps_step_indices(probe, self.fps, start, end)
         elif self.method == "fractions":
             idx = fraction_indices(probe, self.fractions, start, end)
         else:

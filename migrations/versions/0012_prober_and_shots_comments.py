@@ -1,10 +1,11 @@
-"""``videos.probe`` says which prober wrote it.
+"""``videos.probe`` says which prober wrote it; clips can be shots.
 
 Videos are now probed in the process through the FFmpeg libraries (vidqa/video/probe_libav.py)
 where they load, and by the ffprobe binary otherwise. Both write ffprobe's JSON shape; the
 in-process one writes the fields vidqa reads plus the usual descriptive ones (not every field
-ffprobe prints) and names itself in ``probe->>'prober'``. Only the column's comment changes:
-no stored row is touched, and downgrade restores the old comment.
+ffprobe prints) and names itself in ``probe->>'prober'``. ``--clips shots`` (TransNetV2) makes
+clips of kind ``shot`` with split method ``shots``. Only comments change: no stored row is
+touched, and downgrade restores the old comments.
 
 Revision ID: 0012
 Revises: 0011
@@ -27,9 +28,18 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+COMMENTS = {  # column: (new, old)
+    "videos.probe": (NEW, OLD),
+    "clips.kind": ("video (the whole video) | scene | shot | window", "video (the whole video) | scene | window"),
+    "video_splits.method": ("scenes | shots | windows", "scenes | windows"),
+}
+
+
 def upgrade() -> None:
-    op.execute(f"COMMENT ON COLUMN videos.probe IS {_quote(NEW)}")
+    for column, (new, _) in COMMENTS.items():
+        op.execute(f"COMMENT ON COLUMN {column} IS {_quote(new)}")
 
 
 def downgrade() -> None:
-    op.execute(f"COMMENT ON COLUMN videos.probe IS {_quote(OLD)}")
+    for column, (_, old) in COMMENTS.items():
+        op.execute(f"COMMENT ON COLUMN {column} IS {_quote(old)}")

