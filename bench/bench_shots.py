@@ -1,7 +1,7 @@
 """Shot splitting throughput, in one process: vidqa's `--clips shots` (frames decoded at 48x27
-in the decoder, streamed windows, several windows per forward pass) against the package's
-own ``TransNetV2.predict_video`` (the baseline: it decodes the whole video at 48x27 into
-memory, then one window per forward pass), and PySceneDetect's content detector through
+in the decoder, windows streamed as frames arrive, so a long video is never held whole)
+against the package's own ``TransNetV2.predict_video`` (the baseline: it decodes the whole
+video at 48x27 into memory first), and PySceneDetect's content detector through
 `--clips scenes` for scale. Same real weights, CPU; the shots of both TransNetV2 paths are
 compared on every row.
 

@@ -52,8 +52,10 @@ def test_probabilities_and_shots_equal_the_packages_own_inference(name, package_
     np.testing.assert_array_equal(ours_frames, frames.numpy())
     ours = shot_boundary_probabilities(load_transnetv2(), iter(ours_frames))
     assert ours.shape == (len(frames),)
-    # Several windows per forward pass: float32 batch noise only.
-    np.testing.assert_allclose(ours, single.double().numpy(), atol=1e-5)
+    np.testing.assert_allclose(ours, single.double().numpy(), atol=1e-6)
+    # Several windows per forward pass (the GPU default): float32 batch noise only.
+    batched = shot_boundary_probabilities(load_transnetv2(), iter(ours_frames), windows_per_batch=3)
+    np.testing.assert_allclose(batched, single.double().numpy(), atol=1e-5)
     expected = [(int(a), int(b) + 1) for a, b in PackageTransNetV2.predictions_to_scenes(single.numpy(), 0.5)]
     assert predictions_to_shots(ours, 0.5) == expected
     assert detect_shots(path, probe_video(path), ClipSpec(method="shots")) == expected
