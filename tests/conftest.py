@@ -262,3 +262,20 @@ def run_shard(engine, refs, specs, run_id=None, clip_spec=None, storage=None):
 
     job = ShardJob(run_id=str(run_id) if run_id else None, refs=refs, scorers=specs, clips=clip_spec or ClipSpec())
     return score_shard(engine, job, storage)
+
+
+@pytest.fixture
+def encoded_frames(monkeypatch) -> list[int]:
+    """The number of frames of each CLIP image-encoder call the CLIP scorers make (the real
+    encoder runs; only the calls are counted)."""
+    import vidqa.scorers.clip_based as clip_based
+
+    calls: list[int] = []
+    real_encode = clip_based.encode_pixels
+
+    def counting(clip, pixels, batch_size=64):
+        calls.append(pixels.shape[0])
+        return real_encode(clip, pixels, batch_size)
+
+    monkeypatch.setattr(clip_based, "encode_pixels", counting)
+    return calls

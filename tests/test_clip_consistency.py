@@ -35,17 +35,8 @@ def vbench_background_consistency(features: torch.Tensor) -> float:
     return total / (len(features) - 1) if len(features) > 1 else 1.0
 
 
-def test_consistency_shares_emscores_embeddings_and_equals_vbench(tiny_clip, tmp_path, migrated_db, monkeypatch):
-    import vidqa.scorers.clip_based as clip_based
-
-    encoded = []
-    real_encode = clip_based.encode_pixels
-
-    def counting(clip, pixels, batch_size=64):
-        encoded.append(pixels.shape[0])
-        return real_encode(clip, pixels, batch_size)
-
-    monkeypatch.setattr(clip_based, "encode_pixels", counting)
+def test_consistency_shares_emscores_embeddings_and_equals_vbench(tiny_clip, tmp_path, migrated_db, encoded_frames):
+    encoded = encoded_frames
     clip = {"model": tiny_clip[32], "pretrained": None}
     still = tmp_path / "still.mp4"
     run_ffmpeg("-f", "lavfi", "-i", "smptebars=s=160x120:r=5:d=3", "-c:v", "libx264", str(still))

@@ -217,21 +217,12 @@ def test_aesthetic_head_and_clip_must_agree(tiny_clip, monkeypatch):
 
 
 def test_scorers_on_one_clip_model_and_sampling_encode_the_frames_once(tiny_clip, tmp_path, migrated_db,
-                                                                          monkeypatch):
+                                                                          monkeypatch, encoded_frames):
     """EMScore and aesthetic on the same CLIP at the same sampling share the clip's decoded
     frames and so their embeddings: the encoder sees each frame once, and each scorer's values
     are those it gives alone (checked against a float64 numpy forward pass of the head)."""
-    import vidqa.scorers.clip_based as clip_based
-
     monkeypatch.setenv("VIDQA_MODELS_DIR", str(SHARED / "models"))
-    encoded = []
-    real_encode = clip_based.encode_pixels
-
-    def counting(clip, pixels, batch_size=64):
-        encoded.append(pixels.shape[0])
-        return real_encode(clip, pixels, batch_size)
-
-    monkeypatch.setattr(clip_based, "encode_pixels", counting)
+    encoded = encoded_frames
     clip = {"model": tiny_clip[768], "pretrained": None}
     sampling = {"method": "fractions", "fractions": [0.1, 0.5, 0.9]}
     specs = [ScorerSpec("emscore", {"clip": clip, "sampling": sampling, "idf": False}),

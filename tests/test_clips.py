@@ -115,3 +115,13 @@ def test_clip_frames_are_the_video_frames(cut_video):
     whole = decode_frames(cut_video, probe, frames.indices)
     np.testing.assert_array_equal(frames.array, whole.array)
     assert frames.indices[0] == clip.start_frame
+
+
+def test_the_splits_that_existed_keep_their_identity():
+    """Adding shots reshaped ClipSpec.split_hash: every earlier split keeps the hash its clips
+    and the shard cache keys were stored under (values from the code before shots)."""
+    assert ClipSpec(method="scenes").split_hash == "2d15442e2320957e"
+    assert ClipSpec(method="scenes", threshold=30, min_s=1.0).split_hash == "7c9a45e9f7885eed"
+    assert ClipSpec(method="windows").split_hash == "9367589d4d582490"
+    assert ClipSpec(method="windows", window_s=5, stride_s=2.5).split_hash == "16fd3896c35159d4"
+    assert ClipSpec().split_hash == ""

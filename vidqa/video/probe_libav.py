@@ -1,8 +1,9 @@
 """Probe a video in the process, through the FFmpeg libraries: ffprobe's answer without its
 process.
 
-An ffprobe process costs about 50 ms before it reads a byte (loading the FFmpeg libraries and
-everything they link), which on a 2-15 s clip is more than decoding its frames in the process.
+An ffprobe process costs 55-83 ms per video (bench/results/decoders_cpu.md; most of it is
+the process loading the FFmpeg libraries and everything they link), which on a 2-15 s clip is
+more than decoding its frames in the process.
 Here the same facts come from two well-kept bindings of the FFmpeg libraries:
 
 - PyAV demuxes the container: the format, every stream's codec, size, time base, frame rates,
