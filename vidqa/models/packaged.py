@@ -3,7 +3,7 @@ inside the installed package; ScorerError saying how to provide it when neither 
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from pathlib import Path
 from typing import Optional
 
@@ -17,11 +17,12 @@ def packaged_weights(what: str, package: str, relative: str, hint: str, path: Op
         if not found.is_file():
             raise ScorerError(f"{what} {str(found)!r} not found; {hint}")
         return found
-    try:
-        module = importlib.import_module(package)
-    except ImportError:
-        raise ScorerError(f"{what} is not installed: {hint}") from None
-    found = Path(module.__file__).parent / relative
+    # Found, not imported: a package's own import can be slow or noisy (brisque imports
+    # scikit-image, libsvm and requests) and only its files are wanted.
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ScorerError(f"{what} is not installed: {hint}")
+    found = Path(spec.origin).parent / relative
     if not found.is_file():
         raise ScorerError(f"{what} is missing from the installed package (looked for {found}); {hint}")
     return found

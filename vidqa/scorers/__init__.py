@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "motion": "vidqa.scorers.motion:MotionScorer",
     "clip_consistency": "vidqa.scorers.clip_consistency:ClipConsistencyScorer",
     "ocr": "vidqa.scorers.ocr:OcrScorer",
+    "iqa": "vidqa.scorers.iqa:IqaScorer",
 }
 
 

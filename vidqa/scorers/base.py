@@ -62,6 +62,18 @@ class Runtime(BaseModel):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def weights_file_field(description: str) -> Any:
+    """A configuration field naming a weights file: the file's hash (the declared weights'
+    identity) is part of ``config_hash``, its spelling is not, so the same file under another
+    path scores as the same configuration and another file under the same path does not."""
+    return Field(None, description=description, json_schema_extra={"weights_file": True})
+
+
+def _weights_file_fields(config: BaseModel) -> set[str]:
+    return {name for name, f in type(config).model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("weights_file")}
+
+
 class ScorerConfig(BaseModel):
     """Base of every scorer's configuration; ``sampling`` decides which frames it sees."""
 
@@ -225,7 +237,7 @@ class Scorer:
     def identity(self) -> dict[str, Any]:
         """What the scores depend on; its hash is ``config_hash``. Settings that do not
         change a score (device, batch size) stay out."""
-        config = self.config.model_dump(mode="json", exclude={"runtime"})
+        config = self.config.model_dump(mode="json", exclude={"runtime", *_weights_file_fields(self.config)})
         return {"scorer": self.name, "version": self.version, "config": config, **self.model_identity()}
 
     def model_identity(self) -> dict[str, Any]:

@@ -79,6 +79,12 @@ METRIC_DOCS: dict[str, dict[str, str]] = {
         "ocr_area_ratio_max": "the largest frame's text area ratio; 0 to 1",
         "ocr_boxes": "text boxes per sampled frame, mean over frames; >= 0",
     },
+    "iqa": {
+        "brisque": "BRISQUE no-reference quality (MSCN statistics scored by the brisque package's trained "
+                   "regressor), per sampled frame, mean over frames with contrast; lower is better, about 0 to 100",
+        "piqe": "PIQE no-reference quality (MATLAB's piqe: distorted share of the spatially active 16x16 "
+                "blocks), per sampled frame, mean over frames; 0 (excellent) to 100 (bad, and flat frames)",
+    },
     "motion": {
         "motion_mean": "data-juicer's motion score: Farneback optical-flow magnitude between consecutive sampled "
                        "frames (2 per second), mean per pair, mean over pairs; pixels per sampled step (or a "

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from vidqa.metrics.text_area import text_area_ratio
 from vidqa.models.ocr import OcrEngine, OcrWeights
-from vidqa.scorers.base import Metric, ScoreItem, Scorer, ScorerConfig, Weights
+from vidqa.scorers.base import Metric, ScoreItem, Scorer, ScorerConfig, Weights, weights_file_field
 from vidqa.video.sampling import SamplingSpec
 
 
@@ -19,8 +19,8 @@ class OcrConfig(ScorerConfig):
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(method="uniform", n=3),
                                    description="Frames searched for text (data-juicer: frame_sample_num 3).")
     recognize: bool = Field(False, description="Also read the text (PP-OCRv4 recogniser) into details.text.")
-    det_model: Optional[str] = Field(None, description="ONNX text detector (default: PP-OCRv4's, in rapidocr-onnxruntime).")
-    rec_model: Optional[str] = Field(None, description="ONNX text recogniser (default: PP-OCRv4's).")
+    det_model: Optional[str] = weights_file_field("ONNX text detector (default: PP-OCRv4's, in rapidocr-onnxruntime).")
+    rec_model: Optional[str] = weights_file_field("ONNX text recogniser (default: PP-OCRv4's).")
 
 
 class OcrScorer(Scorer):
