@@ -173,9 +173,10 @@ def test_missing_or_foreign_model_files_say_how_to_provide_them(tmp_path):
 
 def test_the_model_files_are_in_the_configuration_hash(tmp_path):
     default = build_scorer("iqa")
-    copy = tmp_path / "svm.txt"
+    copy = tmp_path / "renamed.txt"
     copy.write_bytes(brisque_file("svm").read_bytes())
-    assert build_scorer("iqa", {"brisque_svm": str(copy)}).config_hash == default.config_hash  # same bytes
+    # The same bytes under another name and folder: the same configuration.
+    assert build_scorer("iqa", {"brisque_svm": str(copy)}).config_hash == default.config_hash
     other = tmp_path / "other.txt"
     other.write_bytes(brisque_file("svm").read_bytes().replace(b"gamma 0.05", b"gamma 0.06"))
     assert build_scorer("iqa", {"brisque_svm": str(other)}).config_hash != default.config_hash

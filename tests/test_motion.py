@@ -42,7 +42,7 @@ def data_juicer_motion(path: str, sampling_fps: float = 2.0, relative: bool = Fa
 
 
 def motion_of(path, **config) -> dict:
-    scorer = build_scorer("motion", config)
+    scorer = build_scorer("motion", config).setup()
     probe = probe_video(str(path))
     frames = scorer.sampling.sample(str(path), probe)
     (out,) = scorer.score([ScoreItem(uri=str(path), probe=probe, frames=frames)])
@@ -106,3 +106,76 @@ def test_the_run_flags_leave_motions_frames_alone():
     assert MotionConfig.flag_overrides(CliFlags(sampling={"method": "uniform", "n": 3}, frames=3)) == {}
     shrunk = MotionConfig.model_validate(MotionConfig.flag_overrides(CliFlags(max_size=320)))
     assert (shrunk.sampling.method, shrunk.sampling.fps, shrunk.sampling.max_size) == ("fps_step", 2.0, 320)
+
+
+@pytest.fixture(scope="module")
+def random_raft(tmp_path_factory):
+    """raft_small with random weights (torchvision's architecture, seed 0), saved as a state dict."""
+    import torch
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("raft") / "raft_small_random.pth"
+    torch.save(raft_small(weights=None).state_dict(), path)
+    return path
+
+
+def test_raft_flow_is_torchvisions_model_on_its_preset(random_raft, synthetic):
+    """The RAFT path against torchvision's own call (its OpticalFlow preset, 12 updates, the last
+    prediction) on the same random weights; frames not a multiple of 8 are padded and cropped back."""
+    import torch
+    from torchvision.models.optical_flow import Raft_Small_Weights, raft_small
+
+    from vidqa.models.raft import RaftWeights
+
+    flow = RaftWeights("raft_small", str(random_raft)).load()
+    reference = raft_small(weights=None)
+    reference.load_state_dict(torch.load(random_raft, weights_only=True))
+    reference.eval()
+    preset = Raft_Small_Weights.C_T_V2.transforms()
+    probe = probe_video(str(synthetic["pan3"]))
+    frames = build_scorer("motion").sampling.sample(str(synthetic["pan3"]), probe).array[:3, :128, :200]
+    ours = flow.flow(frames[:-1], frames[1:])
+    a, b = preset(torch.from_numpy(frames[:-1]).permute(0, 3, 1, 2), torch.from_numpy(frames[1:]).permute(0, 3, 1, 2))
+    with torch.inference_mode():
+        expected = reference(a, b)[-1].permute(0, 2, 3, 1).numpy()
+    assert ours.shape == expected.shape == (2, 128, 200, 2)
+    assert np.abs(ours - expected).max() < 1e-4
+    odd = flow.flow(frames[:-1, :123, :197], frames[1:, :123, :197])  # padded to 128x200, cropped back
+    assert odd.shape == (2, 123, 197, 2) and np.isfinite(odd).all()
+
+
+def test_the_raft_scorer_runs_on_a_local_weights_file(random_raft, synthetic, tmp_path):
+    out = motion_of(synthetic["pan1"], flow="raft_small", raft_weights=str(random_raft))
+    farneback = motion_of(synthetic["pan1"])
+    details = out["motion_mean"].details
+    assert details["flow"] == "raft_small" and details["pairs"] == farneback["motion_mean"].details["pairs"] == 8
+    assert details["frame_size"] == [512, 288]  # RAFT's frames are shrunk to 512 by default
+    values = [out[m].value for m in ("motion_mean", "motion_max", "motion_still_share")]
+    assert all(np.isfinite(values)) and values[1] >= values[0] >= 0
+    # The weights' bytes are the identity, not their path.
+    copy = tmp_path / "copy.pth"
+    copy.write_bytes(random_raft.read_bytes())
+    same = build_scorer("motion", {"flow": "raft_small", "raft_weights": str(copy)}).config_hash
+    assert same == build_scorer("motion", {"flow": "raft_small", "raft_weights": str(random_raft)}).config_hash
+    assert same != build_scorer("motion").config_hash
+
+
+def test_missing_raft_weights_say_where_they_were_looked_for(tmp_path, monkeypatch, random_raft):
+    from vidqa.errors import ScorerError
+
+    monkeypatch.setenv("VIDQA_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(ScorerError) as missing:
+        build_scorer("motion", {"flow": "raft_large"}).config_hash
+    text = str(missing.value)
+    assert "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in text and str(tmp_path / "models" / "torchvision") in text
+    assert "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth" in text
+    # Put in the models folder under its published name, it is found there.
+    target = tmp_path / "models" / "torchvision" / "raft_small_C_T_V2-01064c6d.pth"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(random_raft.read_bytes())
+    found = build_scorer("motion", {"flow": "raft_small"}).identity_record["raft"]
+    from vidqa.hashing import file_sha256
+
+    assert found == {"arch": "raft_small", "sha256": file_sha256(target)}

@@ -39,9 +39,12 @@ def farneback_pair_motion(frames: np.ndarray, relative: bool = False) -> np.ndar
         magnitude = np.hypot(flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64))
         out[k - 1] = magnitude.mean()
         previous = current
-    if relative and out.size:
-        out /= np.hypot(frames.shape[1], frames.shape[2])
-    return out
+    return relative_to_diagonal(out, frames.shape[1:3]) if relative else out
+
+
+def relative_to_diagonal(pair_motion: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pair motion in pixels over the frame diagonal :math:`\\sqrt{H^2+W^2}` of ``size`` ``(H, W)``."""
+    return pair_motion / np.hypot(*size)
 
 
 def motion_summary(pair_motion: np.ndarray, still_below: float) -> dict[str, float]:

@@ -51,7 +51,7 @@ class BrisqueWeights:
         return {"svm": brisque_file("svm", self.svm), "normalize": brisque_file("normalize", self.normalize)}
 
     def identity(self) -> dict[str, Any]:
-        return {part: {"file": path.name, "sha256": file_sha256(path)} for part, path in self.parts().items()}
+        return {part: {"sha256": file_sha256(path)} for part, path in self.parts().items()}
 
     def files(self, models_dir: Any) -> list:
         return []  # inside the package's wheel: nothing to download

@@ -57,7 +57,7 @@ class OcrWeights:
         return parts
 
     def identity(self) -> dict[str, Any]:
-        return {part: {"file": path.name, "sha256": file_sha256(path)} for part, path in self.parts().items()}
+        return {part: {"sha256": file_sha256(path)} for part, path in self.parts().items()}
 
     def files(self, models_dir: Any) -> list:
         return []  # inside the package's wheel: nothing to download

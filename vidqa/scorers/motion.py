@@ -1,16 +1,21 @@
 """Motion: optical-flow magnitude between consecutive sampled frames, as data-juicer's
-``video_motion_score_filter`` computes it (Farnebäck, 2 frames per second); see
-:mod:`vidqa.metrics.motion` for the formula."""
+``video_motion_score_filter`` computes it (Farnebäck, 2 frames per second; see
+:mod:`vidqa.metrics.motion` for the formula), or with RAFT flow as its
+``video_motion_score_raft_filter`` does (:mod:`vidqa.models.raft`)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vidqa.metrics import motion as mm
-from vidqa.scorers.base import CliFlags, Metric, ScoreItem, Scorer, ScorerConfig
+from vidqa.scorers.base import CliFlags, Metric, ScoreItem, Scorer, ScorerConfig, Weights, weights_file_field
 from vidqa.video.sampling import SamplingSpec
+
+
+# RAFT's all-pairs correlation takes (H*W/64)^2 floats per pair: 4 GB at 1080p, 21 MB at 512x288.
+RAFT_MAX_SIZE = 512
 
 
 def _two_per_second() -> SamplingSpec:
@@ -24,6 +29,19 @@ class MotionConfig(ScorerConfig):
                            "relative=True): a share of the picture instead of pixels.")
     still_below: float = Field(0.25, ge=0, description="A pair moving less than this is still (pixels, or a share "
                                "of the diagonal when relative; data-juicer's default minimum score 0.25).")
+    flow: Literal["farneback", "raft_small", "raft_large"] = Field(
+        "farneback", description="Optical flow: OpenCV's Farneback (CPU, no weights) or torchvision's RAFT "
+        "(weights from a local file; GPU when there is one).")
+    raft_weights: Optional[str] = weights_file_field("RAFT weights file (default: torchvision's published file "
+                                                     "in $VIDQA_MODELS_DIR/torchvision or torch's hub cache).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _raft_frames_fit_in_memory(cls, data: Any) -> Any:
+        # RAFT's default frames are shrunk to RAFT_MAX_SIZE; the stored configuration says so.
+        if isinstance(data, dict) and data.get("flow", "farneback") != "farneback" and "sampling" not in data:
+            data = {**data, "sampling": {**_two_per_second().model_dump(), "max_size": RAFT_MAX_SIZE}}
+        return data
 
     @classmethod
     def flag_overrides(cls, flags: CliFlags) -> dict[str, Any]:
@@ -33,6 +51,8 @@ class MotionConfig(ScorerConfig):
         out: dict[str, Any] = {}
         if flags.max_size is not None:
             out["sampling"] = {**_two_per_second().model_dump(), "max_size": flags.max_size}
+        if flags.device:
+            out["runtime"] = {"device": flags.device}  # RAFT's; Farneback runs on the CPU
         return out
 
 
@@ -44,13 +64,26 @@ class MotionScorer(Scorer):
     config_model = MotionConfig
     metrics = ("motion_mean", "motion_max", "motion_still_share")
 
+    def weights(self) -> dict[str, Weights]:
+        if self.config.flow == "farneback":
+            return {}
+        from vidqa.models.raft import RaftWeights
+
+        return {"raft": RaftWeights(self.config.flow, self.config.raft_weights, self.config.runtime.resolved_device())}
+
     def score(self, items: list[ScoreItem]) -> list[dict[str, Metric] | Exception]:
         return [self._score_one(item) for item in items]
 
+    def _pair_motion(self, frames):
+        if self.config.flow == "farneback":
+            return mm.farneback_pair_motion(frames, relative=self.config.relative)
+        pairs = self.models["raft"].pair_motion(frames, batch=self.config.runtime.batch_size)
+        return mm.relative_to_diagonal(pairs, frames.shape[1:3]) if self.config.relative else pairs
+
     def _score_one(self, item: ScoreItem) -> dict[str, Metric]:
         frames = item.frames.array
-        pairs = mm.farneback_pair_motion(frames, relative=self.config.relative)
-        details = {"pairs": int(pairs.size), "unit": "share of the frame diagonal" if self.config.relative else
+        pairs = self._pair_motion(frames)
+        details = {"flow": self.config.flow, "pairs": int(pairs.size), "unit": "share of the frame diagonal" if self.config.relative else
                    "pixels per sampled step", "frame_size": [int(frames.shape[2]), int(frames.shape[1])]}
         if pairs.size == 0:
             undefined = {**details, "undefined": "motion needs at least two frames"}
