@@ -44,6 +44,32 @@ def vidqa_scorer(name: str, config: dict, metric: str):
     return run
 
 
+def per_frame_mean(measure, config: dict):
+    """Mean of ``measure(frame)`` over the frames the scorer ``iqa`` samples (decode included);
+    frames a measure cannot rate (None or NaN) are left out, as the scorer leaves them out."""
+    sampling = build_scorer("iqa", config).sampling
+
+    def run(path: Path) -> float | None:
+        frames = sampling.sample(str(path), probe_video(str(path))).array
+        values = [v for v in map(measure, frames) if v is not None and v == v]
+        return sum(values) / len(values) if values else None
+    return run
+
+
+def vidqa_brisque():
+    from vidqa.metrics.brisque import BrisqueUndefined, brisque
+    from vidqa.models.brisque import BrisqueWeights
+
+    model = BrisqueWeights().load().model
+
+    def measure(frame):
+        try:
+            return brisque(frame, model)
+        except BrisqueUndefined:
+            return None
+    return measure
+
+
 def data_juicer_motion(path: Path) -> float:
     from test_motion import data_juicer_motion as loop
 
@@ -69,11 +95,25 @@ def main() -> None:
 
     package = TransNetV2(device="cpu")
     random_b32 = {"model": "ViT-B-32", "pretrained": None}  # speed does not depend on the weights
+    from iqa_reference import package_brisque, pypiqe_rgb
+    from vidqa.metrics.piqe import piqe
+
+    raft = ROOT / "bench" / ".raft_small_random.pth"  # random weights: the same work as the real ones
+    if not raft.exists():
+        from torchvision.models.optical_flow import raft_small
+
+        torch.save(raft_small(weights=None).state_dict(), raft)
     rows = []
     signals = [
         ("technical (uniform 16)", vidqa_scorer("technical", {}, "sharpness"), None),
         ("motion (Farneback, 2 fps)", vidqa_scorer("motion", {}, "motion_mean"), data_juicer_motion),
+        ("motion (RAFT small, 2 fps, 512 px)", vidqa_scorer("motion", {"flow": "raft_small", "raft_weights": str(raft)},
+                                                             "motion_mean"), None),
         ("ocr (PP-OCRv4 det, 3 frames)", vidqa_scorer("ocr", {}, "ocr_area_ratio_mean"), None),
+        ("iqa BRISQUE (3 frames) vs brisque package", per_frame_mean(vidqa_brisque(), {}),
+         per_frame_mean(package_brisque(), {})),
+        ("iqa PIQE (3 frames) vs pypiqe", per_frame_mean(piqe, {}), per_frame_mean(pypiqe_rgb, {})),
+        ("iqa scorer (BRISQUE + PIQE, 3 frames)", vidqa_scorer("iqa", {}, "piqe"), None),
         ("clip_consistency (ViT-B/32, 1 fps)", vidqa_scorer("clip_consistency", {"clip": random_b32},
                                                              "clip_adjacent_similarity"), None),
         ("shots (TransNetV2, every frame)", lambda p: len(detect_shots(str(p), probe_video(str(p)), ClipSpec(method="shots"))),
