@@ -17,14 +17,15 @@ from flows.runners import gpu_request, task_runner
 from tasks.scoring import GPU_TAG, find_unfinished, result_storage, score_shard_videos
 from tasks.shards import record_completed
 from vidqa.errors import DatabaseLost
-from vidqa.scorers import SCORERS
+from vidqa.scorers import build_scorer
 from vidqa.scoring.job import ScorerSpec, ShardJob
 from vidqa.scoring.outcomes import ShardResult, VideoOutcome, failed_outcomes
 
 
 def shard_gpus(specs: list[ScorerSpec]) -> float:
-    """The GPU share a shard needs: the largest of its scorers' declared shares."""
-    return max((SCORERS[s.name].resources.gpus for s in specs), default=0.0)
+    """The GPU share a shard needs: the largest of its scorers' declared shares (a scorer's
+    share can depend on its configuration: motion with RAFT flow wants one, with Farneback not)."""
+    return max((build_scorer(s.name, s.config).resources.gpus for s in specs), default=0.0)
 
 
 def shard_task_for(specs: list[ScorerSpec]):

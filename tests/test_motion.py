@@ -159,6 +159,12 @@ def test_the_raft_scorer_runs_on_a_local_weights_file(random_raft, synthetic, tm
     same = build_scorer("motion", {"flow": "raft_small", "raft_weights": str(copy)}).config_hash
     assert same == build_scorer("motion", {"flow": "raft_small", "raft_weights": str(random_raft)}).config_hash
     assert same != build_scorer("motion").config_hash
+    # RAFT's shards take the GPU limit's slot; Farneback's do not.
+    from flows.score_shard import shard_gpus
+    from vidqa.scoring.job import ScorerSpec
+
+    assert shard_gpus([ScorerSpec("motion", {"flow": "raft_small", "raft_weights": str(random_raft)})]) > 0
+    assert shard_gpus([ScorerSpec("motion", {})]) == 0
 
 
 def test_missing_raft_weights_say_where_they_were_looked_for(tmp_path, monkeypatch, random_raft):

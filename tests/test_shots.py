@@ -110,6 +110,16 @@ def test_missing_weights_fail_before_any_video_is_read(tmp_path):
         weights_path(missing)
 
 
+def test_the_split_follows_the_weights_bytes_not_their_path(tmp_path):
+    packaged = ClipSpec(method="shots")
+    copy = tmp_path / "renamed.pth"
+    copy.write_bytes(weights_path().read_bytes())
+    assert ClipSpec(method="shots", shot_weights=str(copy)).split_hash == packaged.split_hash
+    other = tmp_path / "other.pth"
+    other.write_bytes(weights_path().read_bytes() + b"\0")
+    assert ClipSpec(method="shots", shot_weights=str(other)).split_hash != packaged.split_hash
+
+
 def test_shots_are_clips_in_the_ledger_and_a_rerun_redoes_nothing(hard_cuts, migrated_db):
     engine = get_engine(migrated_db)
     storage = Storage()

@@ -24,18 +24,15 @@ import numpy as np
 from vidqa.errors import ScorerError
 from vidqa.hashing import file_sha256
 from vidqa.metrics.brisque import BrisqueModel
-from vidqa.models.packaged import packaged_weights
+from vidqa.packaged import packaged_file
 from vidqa.models.resident import resident
 
 N_FEATURES = 36
-PACKAGED = {"svm": "models/svm.txt", "normalize": "models/normalize.pickle"}
-INSTALL_HINT = ("install the brisque package (`pip install brisque`; its wheel carries the trained model, so no "
-                "download follows), or give the files as `brisque_svm`/`brisque_ranges`")
 
 
 def brisque_file(part: str, path: Optional[str] = None) -> Path:
     """The regressor (``svm``) or the feature ranges (``normalize``)."""
-    return packaged_weights(f"BRISQUE {part} file", "brisque", PACKAGED[part], INSTALL_HINT, path)
+    return packaged_file(f"brisque_{part}", path)
 
 
 @dataclass(frozen=True)

