@@ -57,6 +57,8 @@ def test_a_flat_area_leaves_the_score_to_rounding_in_the_package_and_not_here(pa
     # Without the snap, the package's flat-area MSCN (0 up to its convolution's rounding) moves
     # pixels across the fit's sides: a visible change of score from rounding alone.
     assert abs(package(frame, snap=False) - ours) > 0.5
+    with pytest.raises(vb.BrisqueUndefined, match="too small"):
+        vb.brisque(np.ascontiguousarray(frame_of(VIDEOS / "counter.mp4")[:13, :200]), model)
     # A flat colour frame: the package fits its rounding noise, here and there a number.
     flat = frame_of(VIDEOS / "fades.mp4")
     assert flat.std() == 0 and np.isfinite(package(flat, snap=False))
@@ -94,6 +96,7 @@ def test_piqe_pads_like_pypiqe_and_rates_flat_frames_100():
         for frame in (crop, noisy):
             assert piqe(frame) == pytest.approx(pypiqe_rgb(frame), abs=1e-9)
     assert piqe(np.zeros((64, 80, 3), np.uint8)) == 100.0
+    assert piqe(np.ascontiguousarray(base[:5, :3])) == pytest.approx(pypiqe_rgb(base[:5, :3]), abs=1e-9)
     assert piqe(np.full((64, 80, 3), 128, np.uint8)) == 100.0
 
 

@@ -3,13 +3,14 @@ the package's own inference (``predict_video``, ``predictions_to_scenes``) and o
 with hard cuts; then the shots as clips through the ledger."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 import torch
 
-from conftest import VIDEOS, run_ffmpeg, run_shard
+from conftest import VIDEOS, run_ffmpeg, run_shard, vidqa_cli
 from vidqa.db import get_engine
 from vidqa.errors import ScorerError
 from vidqa.models.transnetv2 import load_transnetv2, shot_boundary_probabilities, weights_path
@@ -144,3 +145,27 @@ def test_shots_are_clips_in_the_ledger_and_a_rerun_redoes_nothing(hard_cuts, mig
     assert details["weights_sha256"] == file_sha256(weights_path())
     again = run_shard(engine, refs, scorers, None, spec, storage)
     assert [(o.status, o.from_ledger) for o in again.outcomes] == [("skipped", True)]
+
+
+def test_the_signals_run_from_the_command_line_on_shots(hard_cuts, migrated_db, prefect_api_url):
+    """The issue's command, on a video of three shots: every signal on every shot, and a rerun
+    writes nothing."""
+    from vidqa.scorers import SCORERS
+
+    env = {"VIDQA_DATABASE_URL": migrated_db, "PREFECT_API_URL": prefect_api_url}
+    command = ("run", str(Path(hard_cuts).parent), "-s", "technical,motion,ocr,iqa", "--clips", "shots")
+    vidqa_cli(*command, env=env, timeout=600)
+    expected = {m for name in ("technical", "motion", "ocr", "iqa") for m in SCORERS[name].metrics}
+    query = sa.text("SELECT c.start_frame, array_agg(s.metric ORDER BY s.metric), "
+                    "bool_and(s.value IS NOT NULL) FILTER (WHERE s.metric IN ('brisque', 'piqe')) "
+                    "FROM clips c JOIN scores s ON s.clip_id = c.id WHERE c.kind = 'shot' "
+                    "GROUP BY c.start_frame ORDER BY c.start_frame")
+    with get_engine(migrated_db).connect() as conn:
+        rows = conn.execute(query).all()
+        n_scores = conn.execute(sa.text("SELECT count(*) FROM scores")).scalar()
+    assert [r[0] for r in rows] == [0, 75, 150]
+    assert all(set(r[1]) == expected and len(r[1]) == len(expected) and r[2] for r in rows)
+    again = vidqa_cli(*command, env=env, timeout=600)
+    assert "already scored (skipped)" in again.stdout
+    with get_engine(migrated_db).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM scores")).scalar() == n_scores

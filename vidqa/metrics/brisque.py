@@ -147,6 +147,9 @@ def brisque_features(rgb: np.ndarray) -> np.ndarray:
     """The 36 BRISQUE features of a uint8 RGB frame ``(H, W, 3)``."""
     import cv2
 
+    if min(rgb.shape[:2]) < 2 * KERNEL_SIZE:
+        raise BrisqueUndefined(f"a {rgb.shape[1]}x{rgb.shape[0]} frame is too small: BRISQUE's half-size scale "
+                               f"needs {KERNEL_SIZE}x{KERNEL_SIZE} neighbourhoods")
     luma = gray(rgb)
     half = cv2.resize(luma, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
     return np.concatenate([scale_features(luma), scale_features(half)])
