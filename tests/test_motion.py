@@ -181,6 +181,8 @@ def test_missing_raft_weights_say_where_they_were_looked_for(tmp_path, monkeypat
     target = tmp_path / "models" / "torchvision" / "raft_small_C_T_V2-01064c6d.pth"
     target.parent.mkdir(parents=True)
     target.write_bytes(random_raft.read_bytes())
+    with pytest.raises(ScorerError, match="not a raft_large state dict"):
+        build_scorer("motion", {"flow": "raft_large", "raft_weights": str(random_raft)}).setup()
     found = build_scorer("motion", {"flow": "raft_small"}).identity_record["raft"]
     from vidqa.hashing import file_sha256
 
