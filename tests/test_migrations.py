@@ -8,7 +8,8 @@ from vidqa.db.migrate import current_revision, head_revision
 from vidqa.db.tables import metadata
 
 TABLES = {"runs", "videos", "clips", "scorer_configs", "scores", "scorer_failures", "video_splits", "score_inputs",
-          "reference_sets", "feature_sets", "metric_values", "run_shards", "video_locations", "video_claims"}
+          "reference_sets", "feature_sets", "metric_values", "run_shards", "video_locations", "video_claims",
+          "embedding_models", "clip_embeddings"}
 
 
 def user_tables(url):

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
         16, ge=1, le=4096, description="Videos decoded ahead of the scorers at most (with decode workers): "
         "their frames are held besides the queued batches, each at most VIDQA_MAX_DECODE_MB.",
     )
+    store_embeddings: bool = Field(
+        True, description="Keep each clip's pooled CLIP embedding (clip_embeddings) when a CLIP scorer "
+        "encodes its frames: no extra encoder pass.",
+    )
+    store_frame_embeddings: bool = Field(
+        False, description="Also keep every frame's embedding (clip_embeddings.frame_embeddings; dim x "
+        "4 bytes per sampled frame).",
+    )
     # Guards against absurd inputs: beyond these a video is a recorded failure, not an OOM.
     max_pixels: int = 8192 * 8192
     max_duration_s: float = 24 * 3600.0

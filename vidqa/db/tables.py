@@ -278,3 +278,28 @@ metric_values = sa.Table(
     sa.Column("vidqa_version", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
+
+embedding_models = sa.Table(
+    "embedding_models",
+    metadata,
+    sa.Column("model_hash", sa.Text, primary_key=True),
+    sa.Column("identity", JSONB, nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+clip_embeddings = sa.Table(
+    "clip_embeddings",
+    metadata,
+    sa.Column("clip_id", sa.BigInteger, sa.ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("model_hash", sa.Text, sa.ForeignKey("embedding_models.model_hash"), primary_key=True),
+    sa.Column("sampling_hash", sa.Text, primary_key=True),
+    sa.Column("sampling", JSONB, nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("embedding", ARRAY(sa.REAL), nullable=False),
+    sa.Column("frame_indices", ARRAY(sa.Integer), nullable=False),
+    sa.Column("frame_embeddings", ARRAY(sa.REAL, dimensions=2)),
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)

@@ -27,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "clip_consistency": "vidqa.scorers.clip_consistency:ClipConsistencyScorer",
     "ocr": "vidqa.scorers.ocr:OcrScorer",
     "iqa": "vidqa.scorers.iqa:IqaScorer",
+    "embedding": "vidqa.scorers.embedding:EmbeddingScorer",
 }
 
 

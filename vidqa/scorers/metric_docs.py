@@ -79,6 +79,10 @@ METRIC_DOCS: dict[str, dict[str, str]] = {
         "ocr_area_ratio_max": "the largest frame's text area ratio; 0 to 1",
         "ocr_boxes": "text boxes per sampled frame, mean over frames; >= 0",
     },
+    "embedding": {
+        "embedding_frames": "frames pooled into the clip's CLIP embedding (stored in clip_embeddings, not here); "
+                            ">= 1",
+    },
     "iqa": {
         "brisque": "BRISQUE no-reference quality (MSCN statistics scored by the brisque package's trained "
                    "regressor), per sampled frame, mean over frames with contrast; lower is better, about 0 to 100",

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from vidqa.db import repository as repo
 from vidqa.errors import ScorerError
 from vidqa.scorers import Metric, ScoreItem, Scorer
+from vidqa.scoring.embeddings import store_clip_embedding
 from vidqa.scoring.ledger import Pending
 from vidqa.scoring.outcomes import VideoOutcome
 from vidqa.scoring.provenance import config_summary
@@ -132,3 +133,4 @@ class ScoreQueue:
             job.outcome.scores_written += repo.write_scores(
                 conn, job.clip_id, p.scorer.name, p.scorer.config_hash, values, self.run_id, p.input_hash
             )
+            store_clip_embedding(conn, job.clip_id, p.scorer, job.item.frames, self.run_id)
