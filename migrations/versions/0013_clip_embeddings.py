@@ -27,7 +27,7 @@ depends_on = None
 
 log = logging.getLogger("alembic.runtime.migration")
 
-INDEXED_DIMS = (512, 768, 1024)  # frozen copy of vidqa.db.embeddings.INDEXED_DIMS as of this revision
+INDEXED_DIMS = (512, 768, 1024)  # ViT-B, ViT-L, ViT-H
 
 COMMENTS = {
     "embedding_models": ("Each image encoder whose embeddings are stored: what its model_hash means.", {

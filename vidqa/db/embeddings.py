@@ -1,5 +1,5 @@
 """Clip embeddings (``clip_embeddings``, ``embedding_models``): writing them, and whether this
-server can index and search them (pgvector)."""
+database has pgvector (revision 0013 indexes the widths 512, 768 and 1024 where it does)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from vidqa.db.tables import clip_embeddings, embedding_models
-
-# Widths with an HNSW index (revision 0013): ViT-B, ViT-L, ViT-H; other widths are stored and
-# searched without one.
-INDEXED_DIMS = (512, 768, 1024)
-INSTALL_VECTOR = ("install pgvector on the server (https://github.com/pgvector/pgvector; most managed Postgres "
-                  "services have it) and run `CREATE EXTENSION vector` as a superuser")
 
 
 def vector_installed(conn: Connection) -> bool:
@@ -55,10 +49,3 @@ def write_clip_embedding(
         index_elements=["clip_id", "model_hash", "sampling_hash"])
     return conn.execute(stmt).rowcount > 0
 
-
-def stored_embeddings(conn: Connection, model_hash: Optional[str] = None) -> list[sa.Row]:
-    """Every stored clip embedding (of one encoder when given), by clip."""
-    query = sa.select(clip_embeddings).order_by(clip_embeddings.c.clip_id, clip_embeddings.c.sampling_hash)
-    if model_hash is not None:
-        query = query.where(clip_embeddings.c.model_hash == model_hash)
-    return list(conn.execute(query))
