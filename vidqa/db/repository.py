@@ -190,7 +190,14 @@ def upsert_video(
     else:
         stmt = stmt.on_conflict_do_update(index_elements=["content_id"], index_where=videos.c.content_id != UNREADABLE,
                                           set_=update)
-    video_id = conn.execute(stmt.returning(videos.c.id)).scalar_one()
+    try:
+        with conn.begin_nested():
+            video_id = conn.execute(stmt.returning(videos.c.id)).scalar_one()
+    except sa.exc.IntegrityError:
+        # Two decode threads inserting the same new video (a manifest naming it twice): ON
+        # CONFLICT settles only its arbiter index, so the loser can trip the other unique
+        # one. The winner has committed by then: the same statement now updates its row.
+        video_id = conn.execute(stmt.returning(videos.c.id)).scalar_one()
     add_location(conn, video_id, uri, run_id, columns.get("size_bytes"), columns.get("source_mtime"))
     if content_id != UNREADABLE:
         # The bytes are readable now: forget the placeholder of an earlier read failure.
