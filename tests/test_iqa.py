@@ -151,3 +151,19 @@ def test_the_model_files_are_in_the_configuration_hash(tmp_path):
     other = tmp_path / "other.txt"
     other.write_bytes(brisque_file("svm").read_bytes().replace(b"gamma 0.05", b"gamma 0.06"))
     assert build_scorer("iqa", {"brisque_svm": str(other)}).config_hash != default.config_hash
+
+
+def test_the_flat_area_threshold_sits_between_rounding_and_real_coefficients():
+    """What FLAT_MSCN separates, on a frame of every shared video at both BRISQUE scales: the
+    rounding residue of flat areas below 1e-12, every real coefficient above 1e-9."""
+    import cv2
+
+    residue, smallest = 0.0, np.inf
+    for path in SHARED:
+        luma = vb.gray(frame_of(path))
+        for image in (luma, cv2.resize(luma, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)):
+            mu = vb._blur(image)
+            raw = np.abs((image - mu) / (np.sqrt(np.abs(mu**2 - vb._blur(image**2))) + vb.MSCN_C))
+            residue = max(residue, float(raw[raw < vb.FLAT_MSCN].max(initial=0.0)))
+            smallest = min(smallest, float(raw[raw >= vb.FLAT_MSCN].min()))
+    assert residue < 1e-12 and smallest > 1e-9, (residue, smallest)
