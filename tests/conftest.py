@@ -3,6 +3,7 @@ the shared sample videos, and bad inputs made with the real ffmpeg."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -243,6 +244,19 @@ def tiny_clip(tmp_path_factory):
         (d / f"{name}.json").write_text(json.dumps(cfg))
         paths[dim] = str(d / f"{name}.json")
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_512(tmp_path_factory):
+    """A tiny random CLIP (open_clip's ViT-B-32 config shrunk) with ViT-B's 512-d embeddings:
+    the width the HNSW index of revision 0013 covers."""
+    from clip_fixtures import tiny_clip_config
+
+    cfg = tiny_clip_config()
+    cfg["embed_dim"] = 512
+    path = tmp_path_factory.mktemp("tiny-clip-512") / "vidqa-tiny-512.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -27,19 +27,6 @@ SAMPLES = [VIDEOS / "videoscore_video1.mp4", VIDEOS / "Bfyp0C02sko_000248_000258
            VIDEOS / "flipping_a_pancake.mkv"]
 
 
-@pytest.fixture(scope="module")
-def tiny_clip_512(tmp_path_factory):
-    """A tiny random CLIP (open_clip's ViT-B-32 config shrunk) with ViT-B's 512-d embeddings:
-    the width the HNSW index of revision 0013 covers."""
-    from clip_fixtures import tiny_clip_config
-
-    cfg = tiny_clip_config()
-    cfg["embed_dim"] = 512
-    path = tmp_path_factory.mktemp("tiny-clip-512") / "vidqa-tiny-512.json"
-    path.write_text(json.dumps(cfg))
-    return str(path)
-
-
 def folder_of(tmp_path, videos):
     folder = tmp_path / "videos"
     folder.mkdir()

@@ -9,7 +9,7 @@ from vidqa.db.tables import metadata
 
 TABLES = {"runs", "videos", "clips", "scorer_configs", "scores", "scorer_failures", "video_splits", "score_inputs",
           "reference_sets", "feature_sets", "metric_values", "run_shards", "video_locations", "video_claims",
-          "embedding_models", "clip_embeddings"}
+          "embedding_models", "clip_embeddings", "dedup_settings", "duplicate_groups"}
 
 
 def user_tables(url):

@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from vidqa.cli import run
+from vidqa.cli import curate, run
 from vidqa.cli.db import db_app
 from vidqa.cli.models import models_app
 from vidqa.cli.sets import metrics_app, reference_app
@@ -15,7 +15,7 @@ from vidqa.cli.sets import metrics_app, reference_app
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 app = typer.Typer(help="Score video datasets; scores land in Postgres.", no_args_is_help=True, add_completion=False)
-for command in (run.run, run.videos, run.scores, run.export):
+for command in (run.run, run.videos, run.scores, run.export, curate.dedup, curate.search):
     app.command()(command)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")

@@ -302,4 +302,33 @@ clip_embeddings = sa.Table(
     sa.Column("frame_embeddings", ARRAY(sa.REAL, dimensions=2)),
     sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("runs.id", ondelete="SET NULL")),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("frames", JSONB),
+)
+
+dedup_settings = sa.Table(
+    "dedup_settings",
+    metadata,
+    sa.Column("dedup_key", sa.Text, primary_key=True),
+    sa.Column("model_hash", sa.Text, sa.ForeignKey("embedding_models.model_hash"), nullable=False),
+    sa.Column("sampling_hash", sa.Text, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("keep_by", sa.Text, nullable=False),
+    sa.Column("neighbours", sa.Integer, nullable=False),
+    sa.Column("n_clips", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_groups", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_duplicates", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+duplicate_groups = sa.Table(
+    "duplicate_groups",
+    metadata,
+    sa.Column("dedup_key", sa.Text, sa.ForeignKey("dedup_settings.dedup_key", ondelete="CASCADE"), primary_key=True),
+    sa.Column("clip_id", sa.BigInteger, sa.ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("group_id", sa.BigInteger, nullable=False),
+    sa.Column("duplicate_of", sa.BigInteger),
+    sa.Column("similarity", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("compared_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

@@ -101,6 +101,16 @@ _PREFIX_BYTES = MAX_IDENTIFIER_BYTES - 9  # room for "~" and 8 hex digits
 
 _LOCATIONS = ("ARRAY(SELECT l.uri FROM video_locations l WHERE l.video_id = v.id "
               "ORDER BY l.first_seen_at, l.uri)")
+# The current deduplication: the setting `vidqa dedup` ran last (migration 0014).
+_CURRENT_DEDUP = "(SELECT s.dedup_key FROM dedup_settings s ORDER BY s.updated_at DESC, s.dedup_key LIMIT 1)"
+_CLIP_DUPLICATE_OF = ("(SELECT g.duplicate_of FROM duplicate_groups g WHERE g.clip_id = c.id "
+                      f"AND g.dedup_key = {_CURRENT_DEDUP})")
+_VIDEO_DUPLICATE_OF = ("(SELECT kc.video_id FROM duplicate_groups g JOIN clips kc ON kc.id = g.duplicate_of "
+                       f"WHERE g.clip_id = wc.id AND g.dedup_key = {_CURRENT_DEDUP})")
+_CLIP_DUPLICATE_COMMENT = ("the keeper (clips.id) of this clip's duplicate group under the latest vidqa dedup "
+                           "setting; NULL for a keeper, a clip with no duplicate, or one never compared")
+_VIDEO_DUPLICATE_COMMENT = ("the video (videos.id) of the keeper of this video's whole-video clip's duplicate group "
+                            "under the latest vidqa dedup setting; NULL for a keeper, no duplicate, or never compared")
 _LOCATIONS_COMMENT = "every URI the video's bytes were seen at, first seen first (uri is the first; docs/identity.md)"
 
 # (column, SQL expression, comment) of each view before its metric columns.
@@ -124,6 +134,7 @@ CLIP_FIXED: tuple[tuple[str, str, str], ...] = (
     ("display_width", "v.display_width", "width as displayed (rotation and sample aspect ratio applied), pixels"),
     ("display_height", "v.display_height", "height as displayed (rotation and sample aspect ratio applied), pixels"),
     ("locations", _LOCATIONS, _LOCATIONS_COMMENT),
+    ("duplicate_of", _CLIP_DUPLICATE_OF, _CLIP_DUPLICATE_COMMENT),
 )
 VIDEO_FIXED: tuple[tuple[str, str, str], ...] = (
     ("video_id", "v.id", "video id (videos.id)"),
@@ -138,12 +149,13 @@ VIDEO_FIXED: tuple[tuple[str, str, str], ...] = (
     ("fps_avg", "v.fps_avg", "average frame rate, frames per second"),
     ("has_audio", "v.has_audio", "whether the video has an audio stream"),
     ("locations", _LOCATIONS, _LOCATIONS_COMMENT),
+    ("duplicate_of", _VIDEO_DUPLICATE_OF, _VIDEO_DUPLICATE_COMMENT),
 )
 _FIXED = {CLIP_VIEW: CLIP_FIXED, VIDEO_VIEW: VIDEO_FIXED}
 FIXED_COLUMNS = {view: tuple(name for name, _, _ in fixed) for view, fixed in _FIXED.items()}
 # The revision that added each column not in the views of 0004; a migration below it makes
 # the views of its own revision (see "Schema changes" in the module docstring).
-SINCE = {"locations": "0009", "configs": "0008", "mixed_configs": "0008"}
+SINCE = {"locations": "0009", "duplicate_of": "0014", "configs": "0008", "mixed_configs": "0008"}
 
 
 def at_revision(revision: Optional[str], column: str) -> bool:

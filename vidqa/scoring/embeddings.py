@@ -47,4 +47,5 @@ def store_clip_embedding(conn: Connection, clip_id: int, scorer: Scorer, frames:
                                    f"{encoder_summary(identity)} ({model_hash[:8]})")
     return store.write_clip_embedding(
         conn, clip_id, model_hash, stable_hash(sampling), sampling, pooled,
-        frames.indices.tolist(), unit_rows(per_frame) if settings.store_frame_embeddings else None, run_id)
+        frames.indices.tolist(), unit_rows(per_frame) if settings.store_frame_embeddings else None, run_id,
+        frames.summary())
