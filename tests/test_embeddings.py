@@ -153,6 +153,17 @@ def test_without_pgvector_the_schema_and_scoring_still_work(tiny_clip, tmp_path,
                                 refs)
         assert [o.status for o in run_shard(engine, refs, specs).outcomes] == ["scored"]
         assert len(stored(engine)) == 1
+        # What needs pgvector says so, and how to add it.
+        from vidqa.curation.dedup import deduplicate
+        from vidqa.curation.search import search_text
+        from vidqa.db.embeddings import VectorMissing
+
+        with pytest.raises(VectorMissing, match="vidqa dedup needs pgvector.*CREATE EXTENSION vector"):
+            deduplicate(engine)
+        with pytest.raises(VectorMissing, match="vidqa search needs pgvector"):
+            search_text(engine, "a dog")
+        with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="vidqa_search needs the pgvector"):
+            conn.execute(sa.text("SELECT * FROM vidqa_search((SELECT embedding FROM clip_embeddings LIMIT 1))"))
         engine.dispose()
     finally:
         from vidqa.db.engine import _engine_for

@@ -9,14 +9,22 @@ from typing import Any, Optional
 
 import typer
 
-from vidqa.cli.common import Format, console, emit, fail, open_database
+from rich.markup import escape
+
+from vidqa.cli.common import Format, console, emit, err_console, fail, open_database
 
 
 def _engine():
     open_database()
     from vidqa.db import get_engine
+    from vidqa.db.views import refresh_if_stale
 
-    return get_engine()
+    engine = get_engine()
+    try:
+        refresh_if_stale(engine)  # metrics written by an interrupted run get their columns
+    except Exception as exc:  # noqa: BLE001 - a read-only role reads the views as they are
+        err_console.print(f"[yellow]warning:[/yellow] wide views not refreshed: {escape(str(exc))}", soft_wrap=True)
+    return engine
 
 
 def dedup(

@@ -20,8 +20,8 @@ def encoder_of(space: EmbeddingSpace, clip_model: Optional[str] = None, device: 
     """The CLIP whose image tower made ``space``'s embeddings, for its text tower.
 
     Rebuilt from the stored identity (name, pretrained tag, precision) unless ``clip_model``
-    (``NAME[@PRETRAINED]``) names it: needed when the embeddings came from a local checkpoint,
-    whose path the identity does not keep. Either way the model loaded must have the stored
+    (``NAME[@PRETRAINED]``) names it: needed when the embeddings came from a local checkpoint
+    or a model config file, whose paths the identity does not keep. Either way the model loaded must have the stored
     identity (its weights' SHA-256 included), or the similarities would mean nothing."""
     identity = space.identity
     if clip_model:
@@ -32,7 +32,14 @@ def encoder_of(space: EmbeddingSpace, clip_model: Optional[str] = None, device: 
                           "--clip-model NAME@/path/to/checkpoint")
     else:
         name, pretrained = identity["name"], identity.get("pretrained")
-    model = load_clip(name, pretrained, device=device, precision=identity.get("precision", "fp32"))
+    try:
+        model = load_clip(name, pretrained, device=device, precision=identity.get("precision", "fp32"))
+    except ScorerError as exc:
+        if clip_model:
+            raise
+        raise ScorerError(f"{exc}; the embeddings of {space.summary} came from a model this process cannot "
+                          "rebuild by name: give it with --clip-model NAME@PRETRAINED (a config .json or "
+                          "checkpoint path)") from exc
     if stable_hash(model.identity()) != space.model_hash:
         raise ScorerError(f"the CLIP loaded ({name}@{pretrained}, weights {model.weights_id}) is not the encoder of "
                           f"the stored embeddings ({space.summary}, weights {identity.get('weights')})")
