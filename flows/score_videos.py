@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, create_model, model_validator
 
 from flows.fanout import FanOutParams, fan_out
 from flows.hooks import RUN_HOOKS
@@ -47,6 +47,20 @@ class _RunParams(BaseModel):
         default_factory=FanOutParams, title="Fan-out",
         description="Spread the shards over the work pool's workers as flow runs of the score-shard deployment.",
     )
+    from_embeddings: bool = Field(
+        False, title="From stored embeddings",
+        description="text_video only: score the texts against the frame embeddings an earlier run stored "
+        "(VIDQA_STORE_FRAME_EMBEDDINGS=1, same CLIP and sampling), fetching and decoding no video.",
+    )
+
+    @model_validator(mode="after")
+    def _from_embeddings_scorers(self) -> "_RunParams":
+        if self.from_embeddings:
+            refused = [why for name in self.scorers
+                       if (why := SCORERS[name](getattr(self, name, None)).from_embeddings_refusal())]
+            if refused:
+                raise ValueError("from_embeddings scores text_video only: " + "; ".join(refused))
+        return self
 
     def scorer_specs(self) -> list[ScorerSpec]:
         return [ScorerSpec(name=name, config=getattr(self, name).model_dump(mode="json")) for name in self.scorers]
@@ -72,7 +86,8 @@ def run_shards(params: _RunParams, refs: list[VideoRef], specs: list[ScorerSpec]
     """Score listed videos in shards (as tasks of this flow run, or fanned out as flow runs
     over the work pool), reporting progress as they finish."""
     jobs = [ShardJob(run_id=run_id, shard_index=i // params.shard_size, refs=refs[i: i + params.shard_size],
-                     scorers=specs, clips=params.clips, aws_credentials_block=params.aws_credentials_block)
+                     scorers=specs, clips=params.clips, aws_credentials_block=params.aws_credentials_block,
+                     from_embeddings=params.from_embeddings)
             for i in range(0, len(refs), params.shard_size)]
     get_run_logger().info("%d videos in %d shards%s", len(refs), len(jobs),
                           f", fanned out to {params.fan_out.deployment}" if params.fan_out.enabled else "")

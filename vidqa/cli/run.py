@@ -44,6 +44,9 @@ def run(
     window: Optional[float] = typer.Option(None, "--window", help="--clips windows: window length in seconds."),
     video_key: Optional[str] = typer.Option(None, "--video-key", help="Manifests: the column naming each video."),
     shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Videos per Prefect task."),
+    from_embeddings: bool = typer.Option(
+        False, "--from-embeddings", help="text_video: score the manifest's texts against the frame embeddings an "
+        "earlier run stored (VIDQA_STORE_FRAME_EMBEDDINGS=1, same CLIP and sampling); no video is decoded."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect logs."),
 ) -> None:
     """Score every video under SOURCE and store the results."""
@@ -54,7 +57,7 @@ def run(
             source, load_config(config), scorers=scorers, sampling=sampling, frames=frames, max_size=max_size,
             clip_model=clip_model, audio_model=audio_model, videoscore_model=videoscore_model, device=device,
             video_key=video_key, shard_size=shard_size,
-            clips=clip_opts or None,
+            clips=clip_opts or None, from_embeddings=from_embeddings or None,
         )
     except (ValueError, OSError) as exc:
         fail(exc)
@@ -93,6 +96,9 @@ def _print_summary(s: RunSummary) -> None:
     if s.n_capped_scores:
         table.add_row("scores from capped frames", f"{s.n_capped_scores} (max_frames cut their sampling; "
                       "details.capped)")
+    if s.n_from_embeddings:
+        table.add_row("from stored embeddings", f"{s.n_from_embeddings} videos scored from their stored frame "
+                      "embeddings (none fetched or decoded)")
     table.add_row("metrics", ", ".join(s.metrics))
     table.add_row("wall time", f"{s.wall_time_s:.1f} s")
     console.print(table)

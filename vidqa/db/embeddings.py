@@ -123,3 +123,14 @@ def search(conn: Connection, query: np.ndarray, k: int, space: EmbeddingSpace,
     ).bindparams(sa.bindparam("q", type_=Vector(space.dim)))
     rows = conn.execute(stmt, {"q": np.asarray(query, dtype=np.float32), "k": k, "m": space.model_hash}).mappings().all()
     return [dict(row) for row in rows]
+
+
+def read_frame_embeddings(conn: Connection, clip_id: int, model_hash: str,
+                          sampling_hash: str) -> Optional[dict[str, Any]]:
+    """A clip's stored frame embeddings and frames summary under one encoder and sampling;
+    None when none are stored (or only the pooled embedding is)."""
+    row = conn.execute(sa.select(clip_embeddings.c.frame_indices, clip_embeddings.c.frame_embeddings,
+                                 clip_embeddings.c.frames).where(
+        clip_embeddings.c.clip_id == clip_id, clip_embeddings.c.model_hash == model_hash,
+        clip_embeddings.c.sampling_hash == sampling_hash)).mappings().first()
+    return None if row is None or row["frame_embeddings"] is None else dict(row)

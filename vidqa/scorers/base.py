@@ -222,6 +222,12 @@ class Scorer:
         """The audio this scorer must hear for a row, or None when it needs none."""
         return None
 
+    def from_embeddings_refusal(self) -> Optional[str]:
+        """Why this scorer cannot score a clip from its stored frame embeddings alone
+        (``--from-embeddings``); None when it can (its ``score`` then gets frames whose
+        ``derived["clip_embeddings"]`` holds them and no pixels)."""
+        return f"{self.name} reads decoded frames"
+
     def needs(self, fields: dict[str, Any]) -> ClipNeeds:
         """What each clip of the row ``fields`` must bring (raises ScorerError when the row
         lacks a text field this scorer requires)."""

@@ -3,12 +3,14 @@ encoding the frames of a whole batch of clips in large encoder batches."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidqa.hashing import stable_hash
 from vidqa.models import resolve_precision
 from vidqa.models.clip_model import ClipModel, ClipWeights, encode_pixels, encode_texts
 from vidqa.scorers.base import CliFlags, Resources, Scorer, ScorerConfig, Weights
@@ -48,6 +50,19 @@ class ClipBasedConfig(ScorerConfig):
         return out
 
 
+@dataclass(frozen=True)
+class StoredEmbeddings:
+    """Stands for the encoder in ``Frames.derived["clip_embeddings"]`` when the frames'
+    embeddings were read from ``clip_embeddings`` (``--from-embeddings``): it matches the
+    resident CLIP whose identity hashes to ``model_hash``."""
+
+    model_hash: str
+
+    @classmethod
+    def of(cls, model: ClipModel) -> "StoredEmbeddings":
+        return cls(stable_hash(model.identity()))
+
+
 class ClipBasedScorer(Scorer):
     """A scorer with a CLIP model (declared as ``clip``; loaded by ``setup``, once per process)."""
 
@@ -73,7 +88,7 @@ class ClipBasedScorer(Scorer):
         todo = []
         for n, clip in enumerate(clips):
             kept = clip.derived.get("clip_embeddings") if isinstance(clip, Frames) else None
-            if kept is not None and kept[0] is model:
+            if kept is not None and (kept[0] is model or kept[0] == StoredEmbeddings.of(model)):
                 out[n] = kept[1]
             else:
                 todo.append(n)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Optional
 
 import torch
 from pydantic import Field
@@ -40,6 +40,11 @@ class TextVideoScorer(ClipBasedScorer):
     version: ClassVar[str] = "1"
     config_model: ClassVar[type[ScorerConfig]] = TextVideoConfig
     metrics: ClassVar[tuple[str, ...]] = ("text_video_sim",)
+
+    def from_embeddings_refusal(self) -> Optional[str]:
+        if self.config.flip != "none":
+            return f"text_video with flip={self.config.flip} needs the flipped frames, which are not stored"
+        return None
 
     def inputs(self, fields: dict[str, Any]) -> dict[str, Any]:
         text = fields.get(self.config.text_key)

@@ -38,6 +38,8 @@ class ShardJob(BaseModel):
     scorers: list[ScorerSpec] = Field(..., title="Prepared scorers")
     clips: ClipSpec = Field(default_factory=ClipSpec, title="Clips")
     aws_credentials_block: Optional[str] = Field(None, title="AWS credentials block")
+    from_embeddings: bool = Field(False, title="From stored embeddings",
+                                  description="Score from the frame embeddings stored by an earlier run; decode nothing.")
 
     def identity(self, database: str) -> Optional[str]:
         """The identity of scoring this shard: every video's identity, every scorer's
@@ -52,6 +54,8 @@ class ShardJob(BaseModel):
             "scorers": sorted((s.name, s.config_hash) for s in self.scorers),
             "clips": self.clips.split_hash,
             "database": database,
+            # Only when set, so that the identity of every other shard stays what it was.
+            **({"from_embeddings": True} if self.from_embeddings else {}),
         })
 
 

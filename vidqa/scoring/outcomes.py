@@ -22,6 +22,8 @@ class VideoOutcome(BaseModel):
     transient: bool = False
     # Scores computed from frames a max_frames cap shortened (details.capped says by how much).
     capped_scores: int = 0
+    # Scored from stored frame embeddings (--from-embeddings): nothing fetched or decoded.
+    from_embeddings: bool = False
 
 
 class ShardResult(BaseModel):
@@ -47,6 +49,7 @@ class RunSummary(BaseModel):
     n_scores_written: int = 0
     n_clips: int = 0
     n_capped_scores: int = 0
+    n_from_embeddings: int = 0  # videos scored from stored embeddings, none decoded
     wall_time_s: float = 0.0
     failures: list[dict[str, str]] = Field(default_factory=list)
     metrics: list[str] = Field(default_factory=list)
@@ -66,6 +69,7 @@ class RunSummary(BaseModel):
             s.n_capped_scores += o.capped_scores
             if o.status == "scored":
                 s.n_scored += 1
+                s.n_from_embeddings += o.from_embeddings
             elif o.status == "skipped":
                 s.n_skipped += 1
             else:

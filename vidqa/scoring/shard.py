@@ -26,6 +26,7 @@ from vidqa.db import health, repository as repo
 from vidqa.errors import VideoError
 from vidqa.scorers import ClipNeeds, ScoreItem, Scorer, build_scorer
 from vidqa.scoring.claims import ShardClaims
+from vidqa.scoring.from_embeddings import refusals, stored_frames
 from vidqa.scoring.job import ScorerSpec, ShardJob
 from vidqa.scoring.ledger import (
     KnownClip, LedgerState, Pending, identify, pending_for, read_ledger, record_failure, record_location,
@@ -72,6 +73,7 @@ class _Shard:
     clip_spec: ClipSpec
     run_id: Optional[uuid.UUID]
     claims: ShardClaims
+    from_embeddings: bool = False  # score from stored frame embeddings; fetch and decode nothing
     prepared: list[int] = field(default_factory=list)  # videos probed and queued for scoring
 
 
@@ -107,7 +109,10 @@ def _score_shard(engine: Engine, job: ShardJob, storage: Optional[Storage]) -> S
     with ShardClaims(engine, run_id, f"shard {job.shard_index}") as claims, \
             ThreadPoolExecutor(max(1, workers), thread_name_prefix="vidqa-decode") as pool:
         queue = ScoreQueue(engine, run_id, score_on_submit=workers == 0)
-        shard = _Shard(engine, storage or Storage(), queue, build_scorers(job.scorers), job.clips, run_id, claims)
+        scorers = build_scorers(job.scorers)
+        if job.from_embeddings and refusals(scorers):
+            raise ValueError("--from-embeddings: " + "; ".join(refusals(scorers)))
+        shard = _Shard(engine, storage or Storage(), queue, scorers, job.clips, run_id, claims, job.from_embeddings)
         todo = list(enumerate(job.refs))
         while todo:
             deferred: list[tuple[int, VideoRef, Deferred]] = []
@@ -189,6 +194,8 @@ def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome | Deferred:
         if state.scoring and known.status == "skipped":
             shard.prepared.append(state.video_id)  # scored by a shard that died before marking it
         return known
+    if shard.from_embeddings:
+        return _score_from_embeddings(shard, ref, pending, state)
 
     # Only now are the bytes needed: fetch (remote), probe, split, decode.
     try:
@@ -197,6 +204,43 @@ def _prepare_video(shard: _Shard, ref: VideoRef) -> VideoOutcome | Deferred:
     except VideoError as exc:
         record_failure(shard.engine, ref, cid, exc, shard.run_id)
         return VideoOutcome(uri=ref.uri, status="failed", reason=exc.reason, transient=exc.transient)
+
+
+def _score_from_embeddings(shard: _Shard, ref: VideoRef, pending: list[Pending], state: LedgerState) -> VideoOutcome:
+    """Queue the clips' pending scorers with the frame embeddings stored for them. A video
+    without them is reported (not recorded as failed: a decoded run may still score it)."""
+    if state.video_id is None or state.clips is None:
+        return VideoOutcome(uri=ref.uri, status="failed", transient=True, reason=(
+            "nothing stored to score from: its clips under this split were never scored (run once without "
+            "--from-embeddings)"))
+    outcome = VideoOutcome(uri=ref.uri, status="scored", clips=len(state.clips), from_embeddings=True)
+    jobs: list[Job] = []
+    missing_inputs: list[tuple[int, Pending, str]] = []
+    lacking: set[str] = set()
+    with shard.engine.connect() as conn:
+        for clip in state.clips:
+            for p in pending:
+                if p.key in clip.done:
+                    continue
+                if p.missing:
+                    missing_inputs.append((clip.id, p, p.missing))
+                    continue
+                frames = stored_frames(conn, clip.id, p.scorer)
+                if frames is None:
+                    lacking.add(p.scorer.name)
+                    continue
+                jobs.append(Job(outcome, clip.id, ScoreItem(uri=ref.uri, probe=None, frames=frames, fields=ref.fields,
+                                                            clip=clip.span), p))
+    if lacking:
+        return VideoOutcome(uri=ref.uri, status="failed", transient=True, reason=(
+            f"no frame embeddings stored for {', '.join(sorted(lacking))}'s CLIP and sampling: store them in a "
+            "decoded run with VIDQA_STORE_FRAME_EMBEDDINGS=1 and that sampling, or score without --from-embeddings"))
+    record_location(shard.engine, ref, state, shard.run_id)
+    for clip_id, p, why in missing_inputs:
+        shard.queue.fail(clip_id, p, why)
+    for job in jobs:
+        shard.queue.submit(job)
+    return outcome
 
 
 def _clips_for(shard: _Shard, video_id: int, path: str, probe: VideoProbe, state: LedgerState) -> list[KnownClip]:
