@@ -225,3 +225,38 @@ def test_reencoded_and_cropped_copies_are_grouped_by_the_cli(copies, tiny_clip_5
     vidqa_cli("export", "--where", "duplicate_of is null", "--out", str(exported), env=env)
     kept = [json.loads(line)["uri"].rsplit("/", 1)[1] for line in exported.read_text().splitlines()]
     assert len(kept) == 2 and "Bfyp0C02sko_000248_000258.mp4" in kept  # links are stored as their targets
+
+
+def test_the_dedup_flow_publishes_the_largest_groups(migrated_db, prefect_api_url):
+    """The Prefect flow (deployed as `dedup`, on demand and after each ingest-new run)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.dedup import DedupParams, dedup
+
+    engine = get_engine(migrated_db)
+    lib = Library(engine)
+    rng = np.random.default_rng(3)
+    plane = np.linalg.qr(rng.normal(size=(DIM, 2)))[0].T
+    trio = [lib.add(f"t{i}", 0, 50, in_plane(3 * i, rng, plane)) for i in range(3)]
+    pair = [lib.add(f"p{i}", 0, 50 + i, in_plane(90 + 2 * i, rng, plane)) for i in range(2)]
+    state = dedup(DedupParams(), return_state=True)
+    assert state.is_completed(), state.message
+    out = state.result()
+    assert (out["compared"], out["groups"], out["duplicates"]) == (5, 2, 3)
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+
+    (artifact,) = asyncio.run(read())
+    assert artifact.key == "vidqa-dedup"
+    text = artifact.data
+    assert "# Near-duplicates: 2 groups, 3 duplicate clips of 5" in text and "duplicate_of is null" in text
+    rows = [line for line in text.splitlines() if line.startswith(f"| {min(trio)} |") or line.startswith(f"| {min(pair)} |")]
+    assert rows[0].startswith(f"| {min(trio)} | 3 |") and "/data/t0.mp4" in rows[0]  # largest first; keeper oldest
+    assert rows[1].startswith(f"| {min(pair)} | 2 |") and rows[1].split("|")[4].strip().startswith("`/data/p1.mp4`")
+    assert dedup(DedupParams(), return_state=True).result()["compared"] == 0

@@ -37,7 +37,7 @@ def deployed(prefect_server):
     srv.cli("concurrency-limit", "create", "vidqa-gpu", "1")
     out = srv.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all",
                   env=srv.client_env(VIDQA_PROJECT_DIR=str(REPO)))
-    names = ("score-videos", "ingest-new", "score-shard", "reference-stats", "distribution-metrics")
+    names = ("score-videos", "ingest-new", "score-shard", "reference-stats", "distribution-metrics", "dedup")
     for name in names:
         assert f"{name}/{name}" in out.stdout, out.stdout
     return {name: srv.get(f"/deployments/name/{name}/{name}") for name in names}
@@ -64,6 +64,15 @@ def test_deployments_schedule_and_form(prefect_server, deployed):
         form = dep["parameter_openapi_schema"]["definitions"]
         model = form[dep["parameter_openapi_schema"]["properties"]["params"]["$ref"].rsplit("/", 1)[1]]
         assert {"metrics", "height", "width", "num_runs", "seed"} <= set(model["properties"])
+    # dedup: on demand, and run by an automation when an ingest-new run completes.
+    dedup = deployed["dedup"]
+    assert dedup["entrypoint"] == "flows/dedup.py:dedup" and dedup["schedules"] == [] and "curation" in dedup["tags"]
+    [automation] = srv.get(f"/automations/related-to/prefect.deployment.{dedup['id']}")
+    trigger = automation["trigger"]
+    assert automation["enabled"] and trigger["expect"] == ["prefect.flow-run.Completed"]
+    assert trigger["match_related"]["prefect.resource.name"] == "ingest-new"
+    assert automation["actions"][0]["type"] == "run-deployment"
+    assert automation["actions"][0]["deployment_id"] == dedup["id"]
     assert score["entrypoint"] == "flows/score_videos.py:score_videos"
     assert ingest["entrypoint"] == "flows/ingest_new.py:ingest_new"
     assert srv.get("/work_pools/vidqa")["type"] == "process"
