@@ -84,7 +84,6 @@ def search(
     from vidqa.curation.search import search_text
     from vidqa.db.embeddings import VectorMissing
     from vidqa.db.export import PredicateError
-    from vidqa.db.views import FIXED_COLUMNS, CLIP_VIEW, PROVENANCE_COLUMNS
     from vidqa.errors import ScorerError
 
     engine = _engine()
@@ -95,7 +94,6 @@ def search(
     if fmt is not Format.table:
         emit(rows, fmt, list(rows[0]) if rows else [])
         return
-    fixed = set(FIXED_COLUMNS[CLIP_VIEW]) | set(PROVENANCE_COLUMNS) | {"rank", "similarity"}
     emit([{"rank": r["rank"], "similarity": f"{r['similarity']:.4f}", "clip": r["clip_id"], "clip span": _span(r),
-           "scores": " ".join(f"{k}={v:.4g}" for k, v in r.items() if k not in fixed and isinstance(v, float))}
+           "scores": " ".join(f"{k}={v:.4g}" for k, v in r["scores"].items() if v is not None)}
           for r in rows], Format.table, ["rank", "similarity", "clip", "clip span", "scores"])

@@ -48,8 +48,8 @@ def encoder_of(space: EmbeddingSpace, clip_model: Optional[str] = None, device: 
 
 def search_text(engine: Engine, text: str, top: int = 20, model: Optional[str] = None, where: Optional[str] = None,
                 clip_model: Optional[str] = None) -> tuple[EmbeddingSpace, list[dict[str, Any]]]:
-    """The ``top`` clips nearest to ``text`` with their row of ``clip_scores_wide``, nearest
-    first; ``where`` is a condition over that view (as ``vidqa export --where``)."""
+    """The ``top`` clips nearest to ``text``, nearest first, with their latest scores;
+    ``where`` is a condition over ``clip_scores_wide`` (as ``vidqa export --where``)."""
     if not text.strip():
         raise ValueError("nothing to search for: the text is empty")
     if top < 1:

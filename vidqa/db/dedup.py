@@ -104,7 +104,10 @@ def choose_keepers(conn: Connection, dedup_key: str, space: EmbeddingSpace, keep
         "         c.end_time_s - c.start_time_s AS duration, c.created_at, "
         "         (SELECT s.value FROM scores s WHERE s.clip_id = g.clip_id AND s.metric = :keep_by "
         "           AND s.value <> 'NaN'::float8 ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS merit "
-        f"  FROM duplicate_groups g JOIN clips c ON c.id = g.clip_id WHERE g.dedup_key = :key), "
+        "  FROM duplicate_groups g JOIN clips c ON c.id = g.clip_id WHERE g.dedup_key = :key "
+        # Groups of one stay 'unique' (as written) unless they were more once (a member deleted).
+        "    AND g.group_id IN (SELECT x.group_id FROM duplicate_groups x WHERE x.dedup_key = :key "
+        "      GROUP BY x.group_id HAVING count(*) > 1 OR bool_or(x.reason <> 'unique'))), "
         "k AS (SELECT DISTINCT ON (group_id) group_id, clip_id AS keeper, video_id, start_frame, end_frame "
         "      FROM m ORDER BY group_id, merit DESC NULLS LAST, duration DESC, created_at, clip_id), "
         "n AS (SELECT group_id, count(*) AS size FROM m GROUP BY group_id) "

@@ -111,18 +111,27 @@ def resolve_space(conn: Connection, model: Optional[str] = None) -> EmbeddingSpa
 
 def search(conn: Connection, query: np.ndarray, k: int, space: EmbeddingSpace,
            predicate: Optional[str] = None) -> list[dict[str, Any]]:
-    """``vidqa_search`` (revision 0014) joined with the clip's row of ``clip_scores_wide``;
-    ``predicate`` (already checked by ``vidqa.db.export.check_predicate``) limits the clips
-    searched (an exact scan of those instead of the index). Runs read-only, as export does:
-    the predicate is user text. Call it first in a transaction."""
+    """``vidqa_search`` (revision 0014), each clip with ``scores``: its latest value of every
+    metric (the wide views' rule, read for these clips only: the views compute over every
+    score). ``predicate`` (already checked by ``vidqa.db.export.check_predicate``) is a
+    condition over ``clip_scores_wide`` that limits the clips searched (an exact scan of those
+    instead of the index). Runs read-only, as export does: the predicate is user text. Call it
+    first in a transaction."""
     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
     candidates = "NULL" if predicate is None else f"ARRAY(SELECT w.clip_id FROM clip_scores_wide w WHERE {predicate})"
     stmt = sa.text(
-        f"SELECT s.rank, s.similarity, w.* FROM vidqa_search(CAST(CAST(:q AS vector) AS real[]), :k, :m, {candidates}) s "
-        "JOIN clip_scores_wide w ON w.clip_id = s.clip_id ORDER BY s.rank"
+        f"SELECT * FROM vidqa_search(CAST(CAST(:q AS vector) AS real[]), :k, :m, {candidates}) ORDER BY rank"
     ).bindparams(sa.bindparam("q", type_=Vector(space.dim)))
-    rows = conn.execute(stmt, {"q": np.asarray(query, dtype=np.float32), "k": k, "m": space.model_hash}).mappings().all()
-    return [dict(row) for row in rows]
+    rows = [dict(r) for r in conn.execute(stmt, {"q": np.asarray(query, dtype=np.float32), "k": k,
+                                                 "m": space.model_hash}).mappings()]
+    scores: dict[int, dict[str, Optional[float]]] = {r["clip_id"]: {} for r in rows}
+    latest = conn.execute(sa.text(
+        "SELECT DISTINCT ON (s.clip_id, s.metric) s.clip_id, s.metric, NULLIF(s.value, 'NaN'::float8) "
+        "FROM scores s WHERE s.clip_id = ANY(:ids) ORDER BY s.clip_id, s.metric, s.created_at DESC, s.id DESC"),
+        {"ids": list(scores)})
+    for clip_id, metric, value in latest:
+        scores[clip_id][metric] = value
+    return [{**r, "scores": scores[r["clip_id"]]} for r in rows]
 
 
 def read_frame_embeddings(conn: Connection, clip_id: int, model_hash: str,
