@@ -109,7 +109,7 @@ def main() -> None:
     raw = engine.raw_connection()
     cur = raw.cursor()
     cur.execute("INSERT INTO videos (uri, content_id, status) SELECT '/bench/v' || g || '.mp4', 'sha256:' || g, 'ok' "
-                "FROM generate_series(1, %s) g", [args.n // 100 + 2])
+                "FROM generate_series(1, %s) g", [(args.n + n_new) // 100 + 2])
     cur.execute("INSERT INTO clips (video_id, kind, start_frame, end_frame, start_time_s, end_time_s, split_hash) "
                 "SELECT 1 + (g - 1) / 100, 'scene', ((g - 1) %% 100) * 100, ((g - 1) %% 100) * 100 + 50, "
                 "((g - 1) %% 100) * 4.0, ((g - 1) %% 100) * 4.0 + 2, 'bench' FROM generate_series(1, %s) g",
@@ -180,6 +180,9 @@ def main() -> None:
             t = time.perf_counter()
             exact = [r["clip_id"] for r in search(conn, q, 10, space)]
             exact_s.append(time.perf_counter() - t)
+            conn.rollback()
+            conn.execute(sa.text("RESET enable_indexscan"))  # the pooled connection goes back as it came
+            conn.commit()
         recalls.append(len(set(found) & set(truth)) / 10)
         assert set(exact) == set(truth.tolist()), "the exact scan must equal numpy brute force"
     for label, seconds in (("index", index_s), ("exact", exact_s), ("numpy", numpy_s)):

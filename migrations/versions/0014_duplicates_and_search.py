@@ -11,7 +11,7 @@
 - The wide views gain ``duplicate_of`` (clip view: the keeper's clip id; video view: the
   keeper's video id) under the current deduplication; ``NULL`` for keepers, unique clips and
   clips never compared, so ``export --where "duplicate_of is null"`` is a deduplicated set.
-- ``vidqa_search(query real[], k, model, clip_ids)``: the ``k`` clips whose stored embedding
+- ``vidqa_search(query real[], k, model, clip_ids, sampling)``: the ``k`` clips whose stored embedding
   is nearest to ``query`` (cosine), through the HNSW index; it needs pgvector and says so.
 
 Revision ID: 0014
@@ -65,7 +65,7 @@ FRAMES_COMMENT = ("the frames summary of the pooled frames (frames, requested, f
 # on a server without pgvector, where it says what is missing.
 SEARCH_FUNCTION = r"""
 CREATE FUNCTION vidqa_search(query real[], k integer DEFAULT 20, model text DEFAULT NULL,
-                             clip_ids bigint[] DEFAULT NULL)
+                             clip_ids bigint[] DEFAULT NULL, sampling text DEFAULT NULL)
 RETURNS TABLE (rank integer, clip_id bigint, video_id bigint, uri text, start_time_s double precision,
                end_time_s double precision, similarity double precision, model_hash text, sampling_hash text)
 LANGUAGE plpgsql STABLE AS $fn$
@@ -79,15 +79,24 @@ BEGIN
             USING HINT = 'install pgvector on the server and run CREATE EXTENSION vector as a role that may '
                          '(docs: README, Clip embeddings)';
     END IF;
-    SELECT e.model_hash, e.sampling_hash INTO m, s
-      FROM clip_embeddings e JOIN embedding_models em ON em.model_hash = e.model_hash
-     WHERE e.dim = d AND (model IS NULL OR e.model_hash LIKE model || '%' OR em.summary LIKE model || '%')
-     GROUP BY e.model_hash, e.sampling_hash
-     ORDER BY count(*) DESC, max(e.created_at) DESC LIMIT 1;
+    IF sampling IS NOT NULL AND EXISTS (SELECT 1 FROM embedding_models em WHERE em.model_hash = model AND em.dim = d)
+    THEN
+        m := model;  -- both named in full (as vidqa search does): nothing to resolve
+        s := sampling;
+    ELSE
+        SELECT e.model_hash, e.sampling_hash INTO m, s
+          FROM clip_embeddings e JOIN embedding_models em ON em.model_hash = e.model_hash
+         WHERE e.dim = d AND (model IS NULL OR e.model_hash LIKE model || '%' OR em.summary LIKE model || '%')
+           AND (sampling IS NULL OR e.sampling_hash = sampling)
+         GROUP BY e.model_hash, e.sampling_hash
+         ORDER BY count(*) DESC, max(e.created_at) DESC LIMIT 1;
+    END IF;
     IF m IS NULL THEN
         RAISE EXCEPTION 'no stored clip embeddings of width % match model %', d, coalesce(model, '(any)');
     END IF;
-    PERFORM set_config('hnsw.ef_search', greatest(40, least(k, 1000))::text, true);
+    -- The index holds every encoder of this width: look further when several share it.
+    PERFORM set_config('hnsw.ef_search', least(1000, greatest(40, k) * greatest(1, (
+        SELECT count(*) FROM embedding_models em WHERE em.dim = d)))::text, true);
     RETURN QUERY EXECUTE format(
         'SELECT (row_number() OVER (ORDER BY n.dist, n.clip_id))::integer, n.clip_id, c.video_id, v.uri, '
         '       c.start_time_s, c.end_time_s, 1 - n.dist, $2, $3 '
@@ -104,7 +113,8 @@ $fn$
 """
 SEARCH_COMMENT = ("The k clips whose stored embedding (clip_embeddings) is nearest to query, by cosine "
                   "similarity, under the encoder whose model_hash or summary starts with model (default: the one "
-                  "with most embeddings of the query's width); clip_ids limits the search to those clips. "
+                  "with most embeddings of the query's width) and sampling_hash sampling (default: the one with most clips); "
+                  "clip_ids limits the search to those clips. "
                   "Needs pgvector.")
 
 
@@ -149,14 +159,14 @@ def upgrade() -> None:
             op.execute(f"COMMENT ON COLUMN {table}.{column} IS {_quote(text)}")
     op.execute(f"COMMENT ON COLUMN clip_embeddings.frames IS {_quote(FRAMES_COMMENT)}")
     op.execute(SEARCH_FUNCTION)
-    op.execute(f"COMMENT ON FUNCTION vidqa_search(real[], integer, text, bigint[]) IS {_quote(SEARCH_COMMENT)}")
+    op.execute(f"COMMENT ON FUNCTION vidqa_search(real[], integer, text, bigint[], text) IS {_quote(SEARCH_COMMENT)}")
     refresh_wide_views(conn, revision=revision)
 
 
 def downgrade() -> None:
     conn = op.get_bind()
     drop_wide_views(conn)
-    op.execute("DROP FUNCTION vidqa_search(real[], integer, text, bigint[])")
+    op.execute("DROP FUNCTION vidqa_search(real[], integer, text, bigint[], text)")
     op.drop_column("clip_embeddings", "frames")
     op.drop_table("duplicate_groups")
     op.drop_table("dedup_settings")

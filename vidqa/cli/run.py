@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from typing import Optional
 
@@ -47,9 +48,16 @@ def run(
     from_embeddings: bool = typer.Option(
         False, "--from-embeddings", help="text_video: score the manifest's texts against the frame embeddings an "
         "earlier run stored (VIDQA_STORE_FRAME_EMBEDDINGS=1, same CLIP and sampling); no video is decoded."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="The summary as a table or json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (the exit status tells)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any video failed (for CI), not only when "
+                                "nothing could be scored."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect logs."),
 ) -> None:
-    """Score every video under SOURCE and store the results."""
+    """Score every video under SOURCE and store the results. Exit status: 0 done, 1 nothing
+    scored (or, with --strict, any video failed), 2 bad input or configuration."""
+    if fmt is Format.csv:
+        fail("--format: the summary is table or json")
     quiet_prefect(verbose)
     try:
         clip_opts = {k: v for k, v in (("method", clips), ("window_s", window)) if v is not None}
@@ -75,11 +83,14 @@ def run(
             raise
         fail(f"the run stopped: {type(exc).__name__}: {exc}. Stored scores are kept; rerunning finishes the rest "
              "(add -v for the traceback)")
-    _print_summary(summary)
+    if fmt is Format.json and not quiet:
+        sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
+    elif not quiet:
+        _print_summary(summary)
     if summary.n_videos == 0:
         err_console.print("[red]no videos found[/red]")
         raise typer.Exit(1)
-    if not summary.succeeded:
+    if not summary.succeeded or (strict and summary.n_failed):
         raise typer.Exit(1)
 
 
@@ -176,7 +187,8 @@ def export(
         ..., "--where", "-w", help="SQL condition over the wide view, e.g. 'aesthetic > 5.5 AND \"EMScore(X,V)_full_F\" "
         "> 0.3'. Only a condition: no sub-queries, other tables or statements."
     ),
-    out: str = typer.Option(..., "--out", "-o", help="Output file: a local path or s3://bucket/key."),
+    out: str = typer.Option(..., "--out", "-o", help="Output file: a local path, s3://bucket/key, or - for "
+                            "standard output (jsonl)."),
     fmt: Optional[ExportFormat] = typer.Option(
         None, "--format", "-f", help="jsonl or parquet (default: parquet for .parquet/.pq, else jsonl)."
     ),
@@ -202,6 +214,8 @@ def export(
         n = export_selection(engine, where, out, fmt.value if fmt else None, level.value, limit=limit)
     except (ValueError, OSError) as exc:
         fail(exc)
-    console.print(f"{n} rows written to {out}", markup=False, highlight=False, soft_wrap=True)
+    # On stderr when the rows go to stdout, so that a pipe gets the rows only.
+    (err_console if out == "-" else console).print(f"{n} rows written to {'standard output' if out == '-' else out}",
+                                                  markup=False, highlight=False, soft_wrap=True)
 
 

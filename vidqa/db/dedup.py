@@ -56,8 +56,11 @@ def neighbour_pairs(conn: Connection, clip_ids: list[int], space: EmbeddingSpace
     clips in ``space`` (through the HNSW index of the width) that are at least ``threshold``
     similar. Clips of one video whose spans overlap are not neighbours: a video and its own
     scenes are one footage, not copies."""
-    conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(40, min(k + 1, 1000)))})
     d = int(space.dim)
+    # The index holds every encoder of this width: look further when several share it.
+    sharing = conn.execute(sa.text("SELECT count(*) FROM embedding_models WHERE dim = :d"), {"d": d}).scalar()
+    conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"),
+                 {"ef": str(min(1000, max(40, k + 1) * max(1, sharing)))})
     rows = conn.execute(sa.text(
         "SELECT q.clip_id, n.clip_id, 1 - n.dist FROM clip_embeddings q JOIN clips qc ON qc.id = q.clip_id "
         "CROSS JOIN LATERAL ("

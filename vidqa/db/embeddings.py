@@ -120,10 +120,10 @@ def search(conn: Connection, query: np.ndarray, k: int, space: EmbeddingSpace,
     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
     candidates = "NULL" if predicate is None else f"ARRAY(SELECT w.clip_id FROM clip_scores_wide w WHERE {predicate})"
     stmt = sa.text(
-        f"SELECT * FROM vidqa_search(CAST(CAST(:q AS vector) AS real[]), :k, :m, {candidates}) ORDER BY rank"
+        f"SELECT * FROM vidqa_search(CAST(CAST(:q AS vector) AS real[]), :k, :m, {candidates}, :s) ORDER BY rank"
     ).bindparams(sa.bindparam("q", type_=Vector(space.dim)))
     rows = [dict(r) for r in conn.execute(stmt, {"q": np.asarray(query, dtype=np.float32), "k": k,
-                                                 "m": space.model_hash}).mappings()]
+                                                 "m": space.model_hash, "s": space.sampling_hash}).mappings()]
     scores: dict[int, dict[str, Optional[float]]] = {r["clip_id"]: {} for r in rows}
     latest = conn.execute(sa.text(
         "SELECT DISTINCT ON (s.clip_id, s.metric) s.clip_id, s.metric, NULLIF(s.value, 'NaN'::float8) "

@@ -7,6 +7,7 @@ import warnings
 from functools import lru_cache
 
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
 from vidqa.config import get_settings
@@ -38,11 +39,14 @@ def embedded_server_url() -> str:
         srv = _embedded_servers.get(key)
         if srv is None:
             pgdata.mkdir(parents=True, exist_ok=True)
+            started_here = not _server_running(pgdata)
             with warnings.catch_warnings():
                 # platformdirs warns about XDG_RUNTIME_DIR on headless machines; harmless here.
                 warnings.simplefilter("ignore")
                 srv = pgserver.get_server(pgdata)
             _embedded_servers[key] = srv
+            if started_here:
+                _size_shared_buffers(srv)
             exists = srv.psql(
                 f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}';"
             )
@@ -50,6 +54,34 @@ def embedded_server_url() -> str:
                 srv.psql(f"CREATE DATABASE {EMBEDDED_DB_NAME};")
     base = make_url(srv.get_uri())  # postgresql://postgres:@/postgres?host=<socket dir>
     return _normalise(base.set(database=EMBEDDED_DB_NAME).render_as_string(hide_password=False))
+
+
+def _server_running(pgdata) -> bool:
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
+def _size_shared_buffers(srv) -> None:
+    """Give a server this process just started the configured ``shared_buffers`` (a restart:
+    nobody else is connected yet), so vector indexes stay in Postgres' buffers."""
+    import psycopg
+    from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
+
+    target = get_settings().embedded_shared_buffers
+    if not target:
+        return
+    with psycopg.connect(srv.get_uri(), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(target)))
+        conn.execute("SELECT pg_reload_conf()")
+        pending = conn.execute("SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'").fetchone()[0]
+    if not pending:
+        return
+    with srv._lock:  # pgserver's own lock on the data directory, as its start and stop take it
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=srv.pgdata, user=srv.system_user, timeout=30)
+        srv._postmaster_info = PostmasterInfo.read_from_pgdata(srv.pgdata)  # the new postmaster, for its stop
 
 
 def database_url() -> str:

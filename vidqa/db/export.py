@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -264,14 +265,18 @@ def _select(raw, view: str, predicate: str, names: list[str], order: tuple[str, 
 # -- writers ------------------------------------------------------------------------------
 
 
-def _write_jsonl(path: str, batches: Iterable[list[dict[str, Any]]], _schema: Any) -> int:
+def _jsonl_to(fh, batches: Iterable[list[dict[str, Any]]]) -> int:
     n = 0
-    with open(path, "w", encoding="utf-8") as fh:
-        for batch in batches:
-            for row in batch:
-                fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False, default=str) + "\n")
-            n += len(batch)
+    for batch in batches:
+        for row in batch:
+            fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False, default=str) + "\n")
+        n += len(batch)
     return n
+
+
+def _write_jsonl(path: str, batches: Iterable[list[dict[str, Any]]], _schema: Any) -> int:
+    with open(path, "w", encoding="utf-8") as fh:
+        return _jsonl_to(fh, batches)
 
 
 def _arrow_schema(columns: list[tuple[str, str]]):
@@ -325,8 +330,8 @@ def export_selection(
     limit: Optional[int] = None,
     statement_timeout_s: float = STATEMENT_TIMEOUT_S,
 ) -> int:
-    """Write the rows of the ``level`` view selected by ``where`` to ``out`` (a local path or
-    ``s3://`` URI); returns the number of rows written. Raises :class:`PredicateError` for a
+    """Write the rows of the ``level`` view selected by ``where`` to ``out`` (a local path,
+    an ``s3://`` URI, or ``-`` for standard output, JSONL only); returns the number of rows written. Raises :class:`PredicateError` for a
     refused predicate and :class:`ExportError` when Postgres cannot evaluate it; a failed
     export leaves no file behind."""
     if level not in VIEW_FOR_LEVEL:
@@ -338,6 +343,13 @@ def export_selection(
         raise ValueError(f"--out: a local path or an s3:// URI, not {out!r}")
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
+    if out == "-":
+        if fmt != "jsonl":
+            raise ValueError("--out -: standard output takes jsonl only (parquet needs a file)")
+        with selected_batches(engine, where, level, limit, statement_timeout_s) as (_, batches):
+            n = _jsonl_to(sys.stdout, batches)
+        sys.stdout.flush()
+        return n
     with selected_batches(engine, where, level, limit, statement_timeout_s) as (columns, batches):
         return _write_atomically(out, fmt, batches, _arrow_schema(columns) if fmt == "parquet" else None,
                                  storage_options)
