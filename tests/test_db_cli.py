@@ -110,6 +110,17 @@ def test_psql_reaches_the_embedded_server_while_db_serve_runs(embedded_home, tmp
     assert gone.returncode != 0
 
 
+def test_the_embedded_server_gets_its_shared_buffers(tmp_path):
+    """A server vidqa starts is restarted once with VIDQA_EMBEDDED_SHARED_BUFFERS (vector
+    indexes past Postgres' 128MB default are read from the OS on every lookup), and stops
+    when the command ends."""
+    env = {"VIDQA_HOME": str(tmp_path / "home"), "VIDQA_DATABASE_URL": "", "VIDQA_EMBEDDED_SHARED_BUFFERS": "192MB"}
+    for _ in range(2):  # a fresh data directory, then a stopped one
+        out = vidqa_cli("db", "shell", "-A", "-t", "-c", "show shared_buffers", env=env).stdout
+        assert out.split() == ["192MB"]
+    assert not (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()  # stopped at exit
+
+
 def test_downgrade_asks_first(database_url):
     from vidqa.db.migrate import current_revision, head_revision, upgrade
 

@@ -69,6 +69,7 @@ CREATE FUNCTION vidqa_search(query real[], k integer DEFAULT 20, model text DEFA
 RETURNS TABLE (rank integer, clip_id bigint, video_id bigint, uri text, start_time_s double precision,
                end_time_s double precision, similarity double precision, model_hash text, sampling_hash text)
 LANGUAGE plpgsql STABLE AS $fn$
+#variable_conflict use_variable
 DECLARE
     d integer := cardinality(query);
     m text;

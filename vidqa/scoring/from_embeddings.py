@@ -9,13 +9,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import torch
 from sqlalchemy.engine import Connection
 
 from vidqa.db.embeddings import read_frame_embeddings
 from vidqa.hashing import stable_hash
 from vidqa.scorers import Scorer
-from vidqa.scorers.clip_based import StoredEmbeddings
 from vidqa.video.decode import Frames
 
 
@@ -43,6 +41,10 @@ def stored_frames(conn: Connection, clip_id: int, scorer: Scorer) -> Optional[Fr
         array=np.zeros((len(indices), 0, 0, 3), dtype=np.uint8), indices=indices,
         timestamps=np.full(len(indices), np.nan), requested=int(summary.get("requested", len(indices))),
         missing_indices=list(summary.get("skipped_corrupt", [])), capped=int(summary.get("capped", 0)))
+    import torch  # here, not at module level: a shard without CLIP scorers never loads torch
+
+    from vidqa.scorers.clip_based import StoredEmbeddings
+
     frames.derived["clip_embeddings"] = (StoredEmbeddings(model_hash),
                                          torch.tensor(row["frame_embeddings"], dtype=torch.float32))
     return frames
